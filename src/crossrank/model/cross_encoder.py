@@ -1,0 +1,283 @@
+"""CrossEncoder: score (query, passage) pairs with a Hugging Face sequence-classification model."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from crossrank.model.activation import activation_name, activation_path, apply_activation
+from crossrank.model.batching import length_sorted_batches
+from crossrank.model.loading import check_weight_files, read_stored_settings, resolve_model_path
+from crossrank.model.tokenization import EncodedPairs, PairTokenizer, pad_batch
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16,
+}
+
+
+def _resolve_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
+        return _DTYPES[dtype.lower()]
+    raise ValueError(f"dtype expects one of {sorted(_DTYPES)} or a torch.dtype, but got {dtype!r}")
+
+
+def _resolve_device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_pairs(pairs) -> list[tuple[str, str]]:
+    """Validate predict's input: a sequence of (query, passage) string pairs."""
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+        raise TypeError(f"predict expects a list of (query, passage) pairs, but got {type(pairs).__name__}")
+    out = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise TypeError(f"pairs[{i}] must be a (query, passage) pair, but got {type(pair).__name__} {pair!r:.80}")
+        q, p = pair
+        if not isinstance(q, str) or not isinstance(p, str):
+            bad = 0 if not isinstance(q, str) else 1
+            raise TypeError(f"pairs[{i}][{bad}] must be a str, but got {type(pair[bad]).__name__}")
+        out.append((q, p))
+    return out
+
+
+class CrossEncoder:
+    """A cross-encoder re-ranker.
+
+    Args:
+        model_name_or_path: a local folder or a Hugging Face hub id of a sequence-classification
+            checkpoint (plain Hugging Face or sentence-transformers CrossEncoder format).
+        max_length: tokens per pair; default what the checkpoint stores, else the model's limit.
+        device: "cpu", "cuda", ...; default CUDA when present.
+        dtype: "fp32" (default), "bf16" or "fp16" weights.
+        activation: applied to logits by `predict`: "identity", "sigmoid", "tanh", "softmax";
+            default the checkpoint's stored activation, else "identity" (raw logits).
+        num_labels: outputs of a new classification head (base models); default the checkpoint's.
+        allow_pickle: load `pytorch_model.bin` weights (unpickling runs code; off by default).
+        seed: seeds a new head's initialisation so that building from a base model is repeatable.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike,
+        max_length: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        activation: str | None = None,
+        *,
+        num_labels: int | None = None,
+        allow_pickle: bool = False,
+        revision: str | None = None,
+        seed: int = 0,
+    ):
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        self.path = resolve_model_path(model_name_or_path, revision=revision)
+        safe = check_weight_files(self.path, allow_pickle)
+        stored = read_stored_settings(self.path)
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype)
+
+        config = AutoConfig.from_pretrained(self.path)
+        new_head = not any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+        if num_labels is not None:
+            config.num_labels = num_labels
+        elif new_head:
+            config.num_labels = 1  # a base model becomes a one-logit re-ranker
+        if new_head:
+            logger.info("%s has no classification head: initialising a new one (seed=%d)", self.path, seed)
+        with torch.random.fork_rng(devices=[]), _quiet_transformers():
+            torch.manual_seed(seed)  # a new head is initialised the same way every time
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                self.path, config=config, dtype=self.dtype, use_safetensors=safe, ignore_mismatched_sizes=num_labels is not None
+            )
+        self.model.to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.max_length = int(max_length or stored.max_length or 512)
+        self.activation = activation_name(activation) or _stored_activation(stored.activation) or "identity"
+        self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length)
+        self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_labels(self) -> int:
+        return int(self.model.config.num_labels)
+
+    def __repr__(self) -> str:
+        return (
+            f"CrossEncoder({str(self.path)!r}, max_length={self.max_length}, device={self.device}, "
+            f"dtype={str(self.dtype).removeprefix('torch.')}, activation={self.activation!r}, num_labels={self.num_labels})"
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def tokenize(self, queries: list[str], passages: list[str]) -> EncodedPairs:
+        return self.pair_tokenizer.encode(queries, passages)
+
+    def _batch_to_tensors(self, encoded: EncodedPairs, index: np.ndarray) -> dict[str, torch.Tensor]:
+        arrays = pad_batch(encoded, index, self.pair_tokenizer.pad_id, with_token_types=self._uses_token_types)
+        return {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in arrays.items()}
+
+    def forward_pairs(self, queries: list[str], passages: list[str]) -> torch.Tensor:
+        """Logits with autograd for training: shape (n,) for one label, else (n, labels)."""
+        encoded = self.tokenize(queries, passages)
+        inputs = self._batch_to_tensors(encoded, np.arange(len(encoded)))
+        logits = self.model(**inputs).logits.float()
+        return logits.squeeze(-1) if self.num_labels == 1 else logits
+
+    def predict(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        batch_size: int = 32,
+        activation: str | None = None,
+        show_progress_bar: bool | None = None,
+        max_tokens_per_batch: int | None = None,
+    ) -> np.ndarray:
+        """One float32 score per (query, passage) pair, in input order ((n, labels) for several labels).
+
+        Pairs are tokenised at once (passage truncated before query), sorted by length and
+        scored in batches padded only to their own longest pair.
+        """
+        pairs = check_pairs(pairs)
+        act = activation_name(activation) or self.activation
+        if not pairs:
+            shape = (0,) if self.num_labels == 1 else (0, self.num_labels)
+            return np.zeros(shape, dtype=np.float32)
+        encoded = self.tokenize([q for q, _ in pairs], [p for _, p in pairs])
+        if encoded.truncated:
+            logger.info("%d of %d pairs were longer than max_length=%d and lost passage tokens", encoded.truncated, len(pairs), self.max_length)
+        out = np.empty((len(pairs), self.num_labels), dtype=np.float32)
+        batches = length_sorted_batches(encoded.lengths, batch_size, max_tokens_per_batch)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), tqdm(total=len(pairs), desc="Scoring", unit="pair", disable=_disable(show_progress_bar)) as bar:
+                for index in batches:
+                    logits = self.model(**self._batch_to_tensors(encoded, index)).logits.float()
+                    out[index] = apply_activation(logits, act).cpu().numpy()
+                    bar.update(len(index))
+        finally:
+            self.model.train(was_training)
+        return out[:, 0].copy() if self.num_labels == 1 else out
+
+    def rank(
+        self,
+        query: str,
+        passages: Sequence[str],
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation: str | None = None,
+    ) -> list[dict]:
+        """Passages best first as dicts {corpus_id, score[, text]}; equal scores keep input order."""
+        if not isinstance(query, str):
+            raise TypeError(f"rank expects query to be a str, but got {type(query).__name__}")
+        if self.num_labels != 1:
+            raise ValueError(f"rank expects a model with one output, but this one has {self.num_labels}")
+        scores = self.predict([(query, p) for p in passages], batch_size=batch_size, activation=activation, show_progress_bar=show_progress_bar)
+        order = np.argsort(-scores, kind="stable")
+        if top_k is not None:
+            order = order[:top_k]
+        results = []
+        for i in order:
+            item = {"corpus_id": int(i), "score": float(scores[i])}
+            if return_documents:
+                item["text"] = passages[i]
+            results.append(item)
+        return results
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write safetensors weights, config and tokenizer in a layout that both crossrank and
+        sentence-transformers' CrossEncoder read (max length and activation included).
+
+        Files are written to a temporary folder first and moved in place, so an interrupted
+        save never leaves a half-written model behind.
+        """
+        target = Path(path)
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".save-", dir=target))
+        try:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.model_max_length = self.max_length
+            self.tokenizer.save_pretrained(tmp)
+            write_st_metadata(tmp, self.activation, self.max_length)
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, target / f.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    save_pretrained = save
+
+
+def write_st_metadata(folder: Path, activation: str, max_length: int) -> None:
+    """Add the sentence-transformers CrossEncoder metadata (every format generation) to a saved model."""
+    act_path = activation_path(activation)
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["sentence_transformers"] = {"activation_fn": act_path}
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    files = {
+        "config_sentence_transformers.json": {"activation_fn": act_path, "model_type": "CrossEncoder", "prompts": {}, "default_prompt_name": None},
+        "modules.json": [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"}],
+        "sentence_bert_config.json": {
+            "transformer_task": "sequence-classification",
+            "modality_config": {"text": {"method": "forward", "method_output_name": "logits"}},
+            "module_output_name": "scores",
+            "max_seq_length": max_length,
+        },
+    }
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+
+
+def _stored_activation(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return activation_name(path)
+    except ValueError:
+        logger.warning("checkpoint stores activation %r, which crossrank does not know; using raw logits", path)
+        return None
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' load report (a new head is expected here and logged by crossrank)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _disable(show: bool | None) -> bool | None:
+    # None lets tqdm decide: shown on a terminal, hidden in logs and CI
+    return None if show is None else not show
