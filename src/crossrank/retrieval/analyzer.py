@@ -49,6 +49,14 @@ class Analyzer:
         """term (stem) -> term id."""
         return self._tokenizer.get_vocab_dict()
 
+    def analyze(self, text: str) -> list[str]:
+        """The terms a text is indexed / searched as, e.g. "The cats sat." -> ["cat", "sat"] (vocabulary-independent)."""
+        tok = self._tokenizer
+        words = tok.splitter(text.lower() if tok.lower else text)
+        stop = set(tok.stopwords or ())
+        words = [w for w in words if w not in stop]
+        return [tok.stemmer(w) for w in words] if tok.stemmer is not None else words
+
     def index_terms(self, texts: Iterable[str]) -> Iterator[list[int]]:
         """Term ids of each passage text, adding new terms to the vocabulary. An empty text gives []."""
         return self._tokenizer.streaming_tokenize(texts, update_vocab=True, allow_empty=False)

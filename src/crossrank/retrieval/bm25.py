@@ -186,6 +186,18 @@ class BM25Index:
         directory = Path(directory)
         return directory.is_dir() and all((directory / name).is_file() for name in cls.required_files())
 
+    @staticmethod
+    def check_can_save(directory: str | os.PathLike) -> None:
+        """Raise ValueError unless ``save(directory)`` may write there: a new or empty directory,
+        or one that holds a (possibly incomplete) crossrank index. Lets callers fail before building."""
+        directory = Path(directory)
+        if directory.exists():
+            if not directory.is_dir():
+                raise ValueError(f"cannot save a BM25 index to {directory}: it is a file")
+            if any(directory.iterdir()) and not (directory / MANIFEST_FILE).is_file():
+                raise ValueError(f"refusing to save a BM25 index to {directory}: "
+                                 "the directory is not empty and does not hold a crossrank BM25 index")
+
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the index to ``directory`` (created; an existing index there is replaced).
 
@@ -194,12 +206,7 @@ class BM25Index:
         an index is never overwritten.
         """
         directory = Path(directory)
-        if directory.exists():
-            if not directory.is_dir():
-                raise ValueError(f"cannot save a BM25 index to {directory}: it is a file")
-            if any(directory.iterdir()) and not (directory / MANIFEST_FILE).is_file():
-                raise ValueError(f"refusing to save a BM25 index to {directory}: "
-                                 "the directory is not empty and does not hold a crossrank BM25 index")
+        self.check_can_save(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = _fresh_sibling(directory, "tmp")
         try:

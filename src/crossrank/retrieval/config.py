@@ -15,8 +15,9 @@ class BM25Config:
     """BM25 parameters and text analysis.
 
     Defaults follow pyserini's MS MARCO passage baseline: k1=0.9, b=0.4, Lucene's BM25
-    variant, English stopwords (bm25s's NLTK-derived list) and the Snowball English stemmer
-    (PyStemmer). ``stopwords=None`` or ``stemmer=None`` switches that step off.
+    variant, English stopwords (bm25s's "en" list, Lucene's 33-word English stop set as in
+    Anserini) and the Snowball English stemmer (PyStemmer). ``stopwords=None`` or
+    ``stemmer=None`` switches that step off.
     """
 
     k1: float = 0.9
