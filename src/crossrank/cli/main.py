@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "rerank": "rerank",
     "quickstart": "quickstart",
+    "retrieve": "retrieve",
 }
 
 
