@@ -15,6 +15,9 @@ COMMANDS: dict[str, str] = {
     "rerank": "rerank",
     "quickstart": "quickstart",
     "retrieve": "retrieve",
+    "convert": "convert",
+    "evaluate": "evaluate",
+    "compare": "compare",
 }
 
 
