@@ -1,0 +1,74 @@
+"""`crossrank evaluate`: score a run against qrels.
+
+    crossrank evaluate --qrels Q --run R [--metrics RR@10,nDCG@10,AP,R@100] [--relevance-level 2]
+                       [--json FILE] [--per-query]
+
+RR/MRR follow MS MARCO's official script (every qrels query counts); the other measures are
+trec_eval's (queries in both run and qrels). TREC DL convention: --relevance-level 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from crossrank.evaluation.measures import DEFAULT_METRICS
+
+
+def add_metric_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help=f"comma-separated ir_measures names, MRR@k = RR@k (default: {','.join(DEFAULT_METRICS)})")
+    p.add_argument("--relevance-level", type=int, default=1,
+                   help="minimum grade counted relevant by binary measures (RR, AP, R, P); nDCG uses grades "
+                        "(default: 1; TREC DL uses 2)")
+
+
+def metric_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("evaluate", help="evaluate a run against qrels (trec_eval / MS MARCO MRR)",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--qrels", required=True, type=Path, help="qrels: TREC 4-column, 2-column or BEIR tsv")
+    p.add_argument("--run", required=True, type=Path, help="run: TREC or MS MARCO format")
+    add_metric_options(p)
+    p.add_argument("--json", type=Path, default=None, help="also write {metric: value} to this JSON file")
+    p.add_argument("--per-query", action="store_true", help="also print per-query values")
+    p.set_defaults(func=run)
+    return p
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned first column, right-aligned others."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _per_query_table(per_query: dict[str, dict[str, float]], names: list[str]) -> str:
+    rows = [[qid] + [f"{values[n]:.4f}" if n in values else "-" for n in names]
+            for qid, values in per_query.items()]
+    return format_table(["query", *names], rows)
+
+
+def run(args) -> int:
+    from crossrank.data import atomic_write, load_qrels, load_run
+    from crossrank.evaluation import evaluate, evaluate_per_query
+
+    names = metric_names(args.metrics)
+    qrels, run_ = load_qrels(args.qrels), load_run(args.run)
+    means = evaluate(qrels, run_, names, relevance_level=args.relevance_level)
+    if args.per_query:
+        per_query = evaluate_per_query(qrels, run_, names, relevance_level=args.relevance_level)
+        print(_per_query_table(per_query, names))
+        print()
+    print(format_table(["metric", "value"], [[name, f"{value:.4f}"] for name, value in means.items()]))
+    if args.json is not None:
+        with atomic_write(args.json) as handle:
+            json.dump(means, handle, indent=2)
+            handle.write("\n")
+    return 0
