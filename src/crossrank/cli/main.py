@@ -13,8 +13,10 @@ import sys
 # subcommand name -> module under crossrank.cli
 COMMANDS: dict[str, str] = {
     "rerank": "rerank",
+    "prepare": "rerank",
     "quickstart": "quickstart",
     "retrieve": "retrieve",
+    "train": "train",
     "convert": "convert",
     "evaluate": "evaluate",
     "compare": "compare",
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module in COMMANDS.items():
+    for module in dict.fromkeys(COMMANDS.values()):  # a module may define several subcommands
         importlib.import_module(f"crossrank.cli.{module}").add_parser(sub)
     return parser
 

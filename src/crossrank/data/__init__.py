@@ -16,7 +16,7 @@ from crossrank.data.queries import iter_queries, load_queries
 from crossrank.data.ranking import rank_scores
 from crossrank.data.records import Passage, Qrel, Query, RerankItem, ScoredDoc, Triple
 from crossrank.data.rerank_jsonl import iter_rerank_jsonl, write_rerank_jsonl
-from crossrank.data.runs import RunWriter, convert_run, iter_run, load_run, write_run
+from crossrank.data.runs import RunWriter, convert_run, format_ranked, iter_run, load_run, write_run
 from crossrank.data.textfiles import open_text
 from crossrank.data.top1000 import iter_top1000
 from crossrank.data.triples import iter_triples
@@ -33,6 +33,7 @@ __all__ = [
     "Triple",
     "atomic_write",
     "convert_run",
+    "format_ranked",
     "group_by_query",
     "iter_corpus",
     "iter_qrels",

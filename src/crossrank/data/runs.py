@@ -139,14 +139,18 @@ class RunWriter:
         if query_id in self._seen:
             raise ValueError(f"query {query_id!r} was already written to {self.path}")
         self._seen.add(query_id)
-        ranked = rank_scores(_as_mapping(query_id, scores), self.depth)
-        self._handle.write("".join(self._line(query_id, doc_id, rank, score)
-                                   for rank, (doc_id, score) in enumerate(ranked, start=1)))
+        self._handle.write(format_ranked(query_id, scores, self.format, self.tag, self.depth))
 
-    def _line(self, query_id: str, doc_id: str, rank: int, score: float) -> str:
-        if self.format == "msmarco":
-            return f"{query_id}\t{doc_id}\t{rank}\n"
-        return f"{query_id} Q0 {doc_id} {rank} {score!r} {self.tag}\n"
+
+def format_ranked(query_id: str, scores: Mapping[str, float] | Iterable[ScoredDoc], format: str = "trec",
+                  tag: str = "crossrank", depth: int | None = None) -> str:
+    """One query's lines of a run file, ranked by `rank_scores` (for writers that manage their own file)."""
+    _check_format(format, allow_auto=False)
+    _check_token(query_id, "query id")
+    ranked = rank_scores(_as_mapping(query_id, scores), depth)
+    if format == "msmarco":
+        return "".join(f"{query_id}\t{doc_id}\t{rank}\n" for rank, (doc_id, _) in enumerate(ranked, start=1))
+    return "".join(f"{query_id} Q0 {doc_id} {rank} {score!r} {tag}\n" for rank, (doc_id, score) in enumerate(ranked, start=1))
 
 
 def _as_mapping(query_id: str, scores: Mapping[str, float] | Iterable[ScoredDoc]) -> dict[str, float]:

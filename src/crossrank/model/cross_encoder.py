@@ -136,11 +136,14 @@ class CrossEncoder:
         arrays = pad_batch(encoded, index, self.pair_tokenizer.pad_id, with_token_types=self._uses_token_types)
         return {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in arrays.items()}
 
+    def features(self, queries: list[str], passages: list[str]) -> dict[str, torch.Tensor]:
+        """Model inputs for pairs, padded to their longest member, on the model's device."""
+        encoded = self.tokenize(queries, passages)
+        return self._batch_to_tensors(encoded, np.arange(len(encoded)))
+
     def forward_pairs(self, queries: list[str], passages: list[str]) -> torch.Tensor:
         """Logits with autograd for training: shape (n,) for one label, else (n, labels)."""
-        encoded = self.tokenize(queries, passages)
-        inputs = self._batch_to_tensors(encoded, np.arange(len(encoded)))
-        logits = self.model(**inputs).logits.float()
+        logits = self.model(**self.features(queries, passages)).logits.float()
         return logits.squeeze(-1) if self.num_labels == 1 else logits
 
     def predict(
@@ -204,6 +207,22 @@ class CrossEncoder:
                 item["text"] = passages[i]
             results.append(item)
         return results
+
+    def rerank_many(
+        self,
+        queries: Sequence[str],
+        candidate_lists: Sequence[Sequence[str]],
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation: str | None = None,
+    ) -> list[np.ndarray]:
+        """Scores of every query's candidates, computed in one length-sorted pass over all pairs."""
+        if len(queries) != len(candidate_lists):
+            raise ValueError(f"rerank_many expects one candidate list per query, but got {len(queries)} queries and {len(candidate_lists)} lists")
+        pairs = [(q, p) for q, docs in zip(queries, candidate_lists) for p in docs]
+        scores = self.predict(pairs, batch_size=batch_size, activation=activation, show_progress_bar=show_progress_bar)
+        bounds = np.cumsum([0] + [len(docs) for docs in candidate_lists])
+        return [scores[bounds[i] : bounds[i + 1]] for i in range(len(queries))]
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike) -> Path:

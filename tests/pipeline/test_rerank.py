@@ -1,0 +1,134 @@
+"""Reranking runs: output format, agreement with predict, resume after a crash, clear errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crossrank import CrossEncoder
+from crossrank.cli.main import main
+from crossrank.data import load_run
+from crossrank.pipeline import RerankConfig, from_rerank_jsonl, from_run, rerank_run
+
+
+@pytest.fixture(scope="module")
+def dl19(data_dir):
+    return data_dir / "trec-dl19"
+
+
+@pytest.fixture(scope="module")
+def small_run(dl19, tmp_path_factory):
+    """The DL19 BM25 run cut to 4 queries, so the tiny model reranks it in a moment."""
+    lines = (dl19 / "runs" / "run.dl19.bm25.top100.trec").read_text().splitlines()
+    qids = list(dict.fromkeys(line.split()[0] for line in lines))[:4]
+    path = tmp_path_factory.mktemp("runs") / "bm25.4q.trec"
+    path.write_text("\n".join(line for line in lines if line.split()[0] in qids) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return CrossEncoder(tiny_model_dir)
+
+
+def candidates(dl19, run, depth=20):
+    return list(from_run(run, dl19 / "collection.tsv", dl19 / "queries.dl19.tsv", depth))
+
+
+def test_rerank_scores_equal_predict_and_ranks_follow_scores(dl19, small_run, tiny, tmp_path):
+    cands = candidates(dl19, small_run)
+    out = tmp_path / "reranked.trec"
+    stats = rerank_run(tiny, cands, out, RerankConfig(chunk_pairs=30))
+    assert stats.queries == 4 and stats.pairs == 80
+    run = load_run(out)
+    assert set(run) == {c.query_id for c in cands}
+    for c in cands:
+        expected = tiny.predict([(c.query, t) for t in c.texts])
+        got = np.array([run[c.query_id][d] for d in c.doc_ids])
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    lines = [line.split() for line in out.read_text().splitlines()]
+    for qid in run:
+        rows = [r for r in lines if r[0] == qid]
+        assert [int(r[3]) for r in rows] == list(range(1, 21))
+        scores = [float(r[4]) for r in rows]
+        assert scores == sorted(scores, reverse=True)
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.progress"))
+
+
+class _Crashing:
+    """Scores like the model, then dies after `limit` queries, like a killed job."""
+
+    def __init__(self, model, limit):
+        self.model, self.limit, self.scored = model, limit, []
+
+    def rerank_many(self, queries, lists, **kw):
+        if len(self.scored) >= self.limit:
+            raise KeyboardInterrupt("killed")
+        self.scored.extend(queries)
+        return self.model.rerank_many(queries, lists, **kw)
+
+
+def test_killed_job_resumes_without_rescoring(dl19, small_run, tiny, tmp_path):
+    cands = candidates(dl19, small_run)
+    reference = tmp_path / "reference.trec"
+    rerank_run(tiny, cands, reference, RerankConfig(chunk_pairs=1))
+    out = tmp_path / "resumed.trec"
+    crashing = _Crashing(tiny, limit=2)
+    with pytest.raises(KeyboardInterrupt):
+        rerank_run(crashing, cands, out, RerankConfig(chunk_pairs=1))
+    assert not out.exists()  # nothing half-written under the final name
+    again = _Crashing(tiny, limit=100)
+    stats = rerank_run(again, cands, out, RerankConfig(chunk_pairs=1))
+    assert stats.skipped_queries == 2 and stats.queries == 2
+    assert again.scored == [c.query for c in cands[2:]]  # finished queries were not rescored
+    assert out.read_text() == reference.read_text()
+
+
+def test_torn_partial_write_is_truncated_on_resume(dl19, small_run, tiny, tmp_path):
+    cands = candidates(dl19, small_run)
+    out = tmp_path / "run.trec"
+    with pytest.raises(KeyboardInterrupt):
+        rerank_run(_Crashing(tiny, limit=1), cands, out, RerankConfig(chunk_pairs=1))
+    partial = out.with_name(out.name + ".partial")
+    with partial.open("a") as f:
+        f.write("264014 Q0 half-written-line")  # the job died in the middle of a query
+    rerank_run(tiny, cands, out, RerankConfig(chunk_pairs=1))
+    run = load_run(out)
+    assert len(run) == 4 and all(len(docs) == 20 for docs in run.values())
+
+
+def test_cli_prepare_then_rerank_jsonl_matches_run_input(dl19, small_run, tiny_model_dir, tmp_path):
+    jsonl = tmp_path / "rerank.jsonl.gz"
+    args = ["--run", str(small_run), "--corpus", str(dl19 / "collection.tsv"), "--queries", str(dl19 / "queries.dl19.tsv"), "--depth", "10"]
+    assert main(["prepare", *args, "--output", str(jsonl)]) == 0
+    assert len(list(from_rerank_jsonl(jsonl))) == 4
+    a, b = tmp_path / "a.trec", tmp_path / "b.msmarco"
+    assert main(["rerank", "--model", str(tiny_model_dir), *args, "--output", str(a)]) == 0
+    assert main(["rerank", "--model", str(tiny_model_dir), "--input", str(jsonl), "--depth", "10", "--format", "msmarco", "--output", str(b)]) == 0
+    run_a = load_run(a)
+    ranks_b = load_run(b)  # msmarco runs read back as score = -rank
+    for qid, docs in run_a.items():
+        assert len(docs) == 10
+        order_a = sorted(docs, key=lambda d: -docs[d])
+        order_b = sorted(ranks_b[qid], key=lambda d: -ranks_b[qid][d])
+        assert order_a == order_b
+
+
+def test_malformed_run_names_file_and_line_and_writes_nothing(dl19, tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.trec"
+    bad.write_text("264014 Q0 5611210 1 15.78 bm25\n264014 Q0 6641238 two 15.09 bm25\n")
+    out = tmp_path / "out.trec"
+    code = main(["rerank", "--model", str(tiny_model_dir), "--run", str(bad), "--corpus", str(dl19 / "collection.tsv"),
+                 "--queries", str(dl19 / "queries.dl19.tsv"), "--output", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.trec:2" in err and "rank" in err
+    assert not out.exists()
+
+
+def test_missing_inputs_and_unknown_passages_are_clear(dl19, small_run, tmp_path):
+    with pytest.raises(ValueError, match="missing --corpus"):
+        main(["-v", "prepare", "--run", str(small_run), "--queries", "q.tsv", "--output", str(tmp_path / "x.jsonl")])
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("1\tonly passage\n")
+    with pytest.raises(ValueError, match="is not in"):
+        list(from_run(small_run, corpus, dl19 / "queries.dl19.tsv"))
