@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from crossrank.data import rank_scores
 from crossrank.data.records import Passage, Query
 from crossrank.retrieval import Analyzer, BM25Config, BM25Index, NotAnIndexError
 
@@ -78,7 +79,7 @@ def test_scores_equal_hand_computed_lucene_bm25(k1, b, query):
         assert got[doc_id] == pytest.approx(score, abs=1e-5), doc_id
     # the classic (k1 + 1) form ranks identically: it is the same score times a constant
     classic = {d: s * (k1 + 1) for d, s in expected.items()}
-    assert sorted(classic, key=lambda d: (-classic[d], d)) == list(got)
+    assert sorted(classic, key=lambda d: (classic[d], d), reverse=True) == list(got)
 
 
 def test_certain_ranking(index):
@@ -112,7 +113,7 @@ def test_queries_without_known_terms_get_empty_results(index):
 def test_equal_scores_rank_by_doc_id_whatever_the_corpus_order():
     ids = ["b", "a", "10", "9", "c2", "c1"]
     passages = [Passage(i, "identical text about tea") for i in ids] + [Passage("z", "coffee only")]
-    expected = ["10", "9", "a", "b", "c1", "c2"]  # code point order
+    expected = ["c2", "c1", "b", "a", "9", "10"]  # doc id descending in code point order, as trec_eval
     for seed in range(5):
         shuffled = passages[:]
         random.Random(seed).shuffle(shuffled)
@@ -120,6 +121,8 @@ def test_equal_scores_rank_by_doc_id_whatever_the_corpus_order():
         for k in range(1, 7):
             run = idx.search([Query("q", "tea")], k=k, show_progress=False)
             assert list(run["q"]) == expected[:k]
+    # the same order the run writer (and trec_eval) gives these scores
+    assert [doc_id for doc_id, _ in rank_scores(run["q"])] == expected
 
 
 def test_threads_and_batches_do_not_change_results(index):

@@ -13,9 +13,11 @@ VOCAB_FILE = "vocab.tokenizer.json"
 
 
 def passage_text(passage: Passage) -> str:
-    """The text that is indexed for a passage: BEIR-style ``title + " " + text`` (just the text without a title)."""
-    title = passage.title.strip() if passage.title else ""
-    return f"{title} {passage.text}" if title else passage.text
+    """The text that is indexed for a passage: BEIR-style ``title + " " + text`` (just the text without a title).
+
+    The same convention as crossrank.data.corpus.join_title, kept here so retrieval needs only the records.
+    """
+    return f"{passage.title} {passage.text}" if passage.title else passage.text
 
 
 def _make_stemmer(name: str | None):

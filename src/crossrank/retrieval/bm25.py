@@ -1,7 +1,8 @@
 """BM25Index: build a bm25s index over passages, save / memory-map it, search it with queries.
 
 Ranking is deterministic: documents are ordered by score (descending), and documents with
-equal scores by doc id (ascending, plain string / code point order, so "10" < "9"). Only
+equal scores by doc id descending (code point order, so "9" before "10"), which is trec_eval's
+rule and crossrank.data.write_run's, so a run written from ``search`` keeps its order. Only
 documents that contain at least one query term (score > 0) are returned, as with Lucene, so
 a query can get fewer than ``k`` documents, and a query with no term in the corpus gets none.
 Scores are bm25s's float32 values: with method="lucene", Lucene's (>= 8) BM25, i.e.
@@ -132,7 +133,7 @@ class BM25Index:
 
         Queries are analysed in batches of ``batch_size`` and scored on ``n_threads`` threads
         (default: all cores; the numpy scoring releases the GIL for much of the work). Ties are
-        broken by doc id, so the result does not depend on threads, batches or corpus order.
+        broken by doc id (descending), so the result does not depend on threads, batches or corpus order.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")

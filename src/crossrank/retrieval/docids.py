@@ -15,7 +15,7 @@ class DocIds:
     """Doc ids as one UTF-8 blob plus offsets, and each id's rank in sorted (code point) order.
 
     Kept as arrays rather than a list of str so a reloaded MS MARCO-size index does not
-    build millions of Python strings; ``rank`` is the tie-break key for equal scores.
+    build millions of Python strings; ``rank`` is the tie-break key for equal scores (see topk.top_k).
     """
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray, rank: np.ndarray):
