@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["RankingLoss", "Scorer", "pad_lists", "validate_batch", "score_pairs"]
+__all__ = ["RankingLoss", "Scorer", "check_scorer_output", "pad_lists", "score_pairs", "validate_batch"]
 
 Scorer = Callable[[list[tuple[str, str]]], Tensor]
 
@@ -56,6 +56,11 @@ def validate_batch(name: str, batch: object, *, need_labels: bool) -> tuple[list
     labels = None
     if need_labels:
         labels = batch["labels"]
+        # Also accept a 2-D tensor or a list of 1-D tensors (as collators often produce).
+        if isinstance(labels, Tensor) and labels.dim() == 2:
+            labels = labels.tolist()
+        elif _is_str_list(labels):
+            labels = [row.tolist() if isinstance(row, Tensor) and row.dim() == 1 else row for row in labels]
         if not _is_str_list(labels) or not all(_is_str_list(row) for row in labels):
             raise TypeError(f"{name} expects batch['labels'] to be a list of lists of numbers")
         if len(labels) != len(queries):
