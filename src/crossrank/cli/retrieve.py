@@ -97,6 +97,7 @@ def run(args) -> int:
     if not queries:
         raise ValueError(f"no queries in {args.queries}")
     results = index.search(queries, k=args.k, show_progress=args.progress, n_threads=args.threads)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     write_run(args.output, results, format=args.format, tag=args.tag)
     retrieved = sum(len(docs) for docs in results.values())
     logger.info("wrote %s: %d queries, %d passages (%.1f per query) in %.1fs",
