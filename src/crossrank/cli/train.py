@@ -1,0 +1,85 @@
+"""`crossrank train`: train a cross-encoder from a YAML config and/or flags."""
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+# flag -> dotted config key; every flag overrides the YAML value
+FLAGS = {
+    "model": "model", "output_dir": "output_dir", "loss": "loss", "batch_size": "batch_size",
+    "learning_rate": "learning_rate", "warmup_ratio": "warmup_ratio", "epochs": "epochs",
+    "max_steps": "max_steps", "max_length": "max_length", "seed": "seed", "precision": "precision",
+    "save_steps": "save_steps", "gradient_accumulation": "gradient_accumulation",
+    "format": "data.format", "queries": "data.queries", "corpus": "data.corpus", "qrels": "data.qrels",
+    "run": "data.run", "triples": "data.triples", "split": "data.split", "num_negatives": "data.num_negatives",
+    "teacher": "data.teacher", "eval_steps": "eval.steps",
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a cross-encoder (YAML config and/or flags)")
+    p.add_argument("--config", help="YAML file of settings (see examples/)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output dir")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any setting by dotted key, e.g. --set loss_options.weighting=ndcg2pp (YAML value syntax)")
+    p.add_argument("--model", help="base model folder or hub id")
+    p.add_argument("--output-dir")
+    p.add_argument("--loss", help="bce, mse, ranknet, margin_mse, listnet, listmle, plistmle, lambda, grouped_ce, mnrl, cached_mnrl")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--warmup-ratio", type=float)
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--save-steps", type=int)
+    p.add_argument("--gradient-accumulation", type=int)
+    p.add_argument("--format", choices=["pairs", "tuples", "lists", "groups"], help="training example shape")
+    for name in ("queries", "corpus", "qrels", "run", "triples", "split", "teacher"):
+        p.add_argument(f"--{name}")
+    p.add_argument("--num-negatives", type=int)
+    p.add_argument("--eval-steps", type=int)
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> dict:
+    values: dict = {}
+    if args.config:
+        from crossrank.training import TrainConfig
+
+        values = TrainConfig.from_yaml(args.config).to_dict()
+    for flag, key in FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            set_dotted(values, key, value)
+    for item in args.set:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, but got {item!r}")
+        key, raw = item.split("=", 1)
+        set_dotted(values, key.strip(), yaml.safe_load(raw))
+    return values
+
+
+def set_dotted(values: dict, key: str, value) -> None:
+    node = values
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def run(args: argparse.Namespace) -> int:
+    from crossrank.training import TrainConfig
+    from crossrank.training.trainer import train
+
+    config = TrainConfig.from_dict(settings_from_args(args), source=args.config or "flags")
+    result = train(config, resume=args.resume)
+    print(f"model saved to {result.model_dir} after {result.global_step} steps "
+          f"({result.train_seconds:.0f} s, {result.pairs_per_second:.1f} pairs/s)")
+    if result.best_metric is not None:
+        print(f"best {config.eval.metric_for_best}: {result.best_metric:.4f}")
+    return 0

@@ -1,0 +1,122 @@
+"""Training configuration: one dataclass per concern, filled from a YAML file and/or flags."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class DataConfig:
+    """Where training examples come from and how they are shaped.
+
+    `format`: pairs (query, passage, label), tuples (query, positive, negatives...),
+    lists (query, [passages], [labels]) or groups (Tevatron: positive + group_size-1 negatives).
+    Sources: qrels + run + corpus + queries (candidates as negatives), or triples.
+    """
+
+    format: str = "lists"
+    queries: str | None = None
+    corpus: str | None = None
+    qrels: str | None = None
+    run: str | None = None
+    triples: str | None = None
+    split: str | None = None  # a split.tsv (qid \t name) ...
+    split_name: str = "train"  # ... and the name of the split to keep
+    num_negatives: int = 7  # tuples/lists/groups: negatives per query
+    negatives_ratio: int = 4  # pairs: negatives per positive
+    group_size: int = 8  # groups: 1 positive + group_size-1 negatives
+    depth: int = 100  # candidates read from the run per query
+    sampling: str = "top"  # negatives: "top" of the run or "random" among candidates
+    teacher: str | None = None  # a CrossEncoder whose scores become the targets (distillation)
+    teacher_cache: str | None = None
+
+
+@dataclass
+class EvalConfig:
+    """A held-out reranking set evaluated every `steps` training steps."""
+
+    queries: str | None = None
+    corpus: str | None = None
+    qrels: str | None = None
+    run: str | None = None
+    split: str | None = None
+    split_name: str = "tune"
+    depth: int = 100
+    metrics: list[str] = field(default_factory=lambda: ["RR@10", "nDCG@10", "AP"])
+    steps: int = 100
+    metric_for_best: str = "nDCG@10"
+
+
+@dataclass
+class TrainConfig:
+    model: str = ""
+    output_dir: str = "runs/train"
+    loss: str = "lambda"
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig | None = None
+    batch_size: int = 16
+    gradient_accumulation: int = 1
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    epochs: float = 1.0
+    max_steps: int = -1
+    max_length: int = 256
+    seed: int = 12
+    precision: str = "fp32"  # fp32, bf16, fp16
+    logging_steps: int = 10
+    save_steps: int = 500
+    save_total_limit: int = 2
+    activation: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+        values = dict(values)
+        data = _build(DataConfig, values.pop("data", None) or {}, f"{source}: data")
+        ev = values.pop("eval", None)
+        evaluation = _build(EvalConfig, ev, f"{source}: eval") if ev else None
+        config = _build(cls, values, source, data=data, eval=evaluation)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        import yaml
+
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise ValueError(f"{where}: invalid YAML: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of settings, but got {type(values).__name__}")
+        return cls.from_dict(values, source=str(path))
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ValueError("train config: `model` (a base model folder or hub id) is required")
+        for name in ("batch_size", "gradient_accumulation", "max_length", "logging_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train config: `{name}` must be >= 1, but got {getattr(self, name)}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"train config: `precision` must be fp32, bf16 or fp16, but got {self.precision!r}")
+        if self.data.format not in ("pairs", "tuples", "lists", "groups"):
+            raise ValueError(f"train config: `data.format` must be pairs, tuples, lists or groups, but got {self.data.format!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: dict[str, Any], source: str, **fixed):
+    if not isinstance(values, dict):
+        raise ValueError(f"{source}: expected a mapping, but got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**values, **fixed)

@@ -1,0 +1,131 @@
+"""Building training examples from qrels + a first-stage run, or from triples."""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+from crossrank.training.config import DataConfig
+from crossrank.training.examples import TrainingExample
+
+
+def load_split(path: str | Path, name: str) -> set[str]:
+    """Query ids of one split from a `qid \\t split` file (a header line `qid split` is allowed)."""
+    path = Path(path)
+    keep: set[str] = set()
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line or (lineno == 1 and line.split("\t")[0] == "qid"):
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise ValueError(f"{path}:{lineno}: expected 2 tab-separated fields (qid, split), got {len(parts)}")
+            if parts[1] == name:
+                keep.add(parts[0])
+    if not keep:
+        raise ValueError(f"{path}: no query is in split {name!r}")
+    return keep
+
+
+def ranked_candidates(run: dict[str, dict[str, float]], qid: str, depth: int) -> list[str]:
+    """A query's candidates best first (score desc, then doc id, for a deterministic order)."""
+    docs = run.get(qid, {})
+    return [d for d, _ in sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))][:depth]
+
+
+def choose_negatives(pool: list[str], n: int, sampling: str, rng: random.Random) -> list[str]:
+    if sampling == "top":
+        return pool[:n]
+    if sampling == "random":
+        return rng.sample(pool, min(n, len(pool)))
+    raise ValueError(f"negative sampling must be 'top' or 'random', but got {sampling!r}")
+
+
+def examples_from_run(cfg: DataConfig, seed: int = 0) -> list[TrainingExample]:
+    """Positives from the qrels, negatives from the run's candidates (never a judged positive)."""
+    from crossrank.data import Collection, load_qrels, load_queries, load_run
+
+    for name in ("queries", "corpus", "qrels", "run"):
+        if not getattr(cfg, name):
+            raise ValueError(f"training data from a run needs `data.{name}`")
+    queries = load_queries(cfg.queries)
+    qrels = load_qrels(cfg.qrels)
+    run = load_run(cfg.run)
+    texts = Collection.open(cfg.corpus)
+    keep = load_split(cfg.split, cfg.split_name) if cfg.split else None
+    rng = random.Random(seed)
+    examples: list[TrainingExample] = []
+    for qid in sorted(run):
+        if (keep is not None and qid not in keep) or qid not in qrels or qid not in queries:
+            continue
+        judged = qrels[qid]
+        positives = [d for d, rel in sorted(judged.items()) if rel > 0 and d in texts]
+        if not positives:
+            continue  # the relevant passage has no text here: nothing to learn from
+        pool = [d for d in ranked_candidates(run, qid, cfg.depth) if judged.get(d, 0) <= 0 and d in texts]
+        examples.extend(_shape(cfg, qid, queries[qid], positives, pool, judged, texts, rng))
+    if not examples:
+        raise ValueError(f"no training examples: no query of {cfg.run} has a judged positive with text")
+    return examples
+
+
+def _shape(cfg: DataConfig, qid, query, positives, pool, judged, texts, rng) -> Iterable[TrainingExample]:
+    if cfg.format == "pairs":
+        for pos in positives:
+            yield TrainingExample(query, [texts[pos]], [1.0], qid, [pos])
+        for neg in choose_negatives(pool, cfg.negatives_ratio * len(positives), cfg.sampling, rng):
+            yield TrainingExample(query, [texts[neg]], [0.0], qid, [neg])
+    elif cfg.format in ("tuples", "groups"):
+        n = cfg.num_negatives if cfg.format == "tuples" else cfg.group_size - 1
+        negs = choose_negatives(pool, n, cfg.sampling, rng)
+        if len(negs) < n and cfg.format == "groups":
+            negs = negs + [rng.choice(pool) for _ in range(n - len(negs))] if pool else negs
+        for pos in positives:
+            docs = [pos] + negs
+            yield TrainingExample(query, [texts[d] for d in docs], [1.0] + [0.0] * len(negs), qid, docs)
+    else:  # lists: every positive with its grade, plus negatives, in a shuffled order
+        docs = positives + choose_negatives(pool, cfg.num_negatives, cfg.sampling, rng)
+        rng.shuffle(docs)
+        yield TrainingExample(query, [texts[d] for d in docs], [float(max(judged.get(d, 0), 0)) for d in docs], qid, docs)
+
+
+def examples_from_triples(cfg: DataConfig) -> list[TrainingExample]:
+    """(query, positive, negative) rows: a tuple each, or two pairs for the pointwise format."""
+    from crossrank.data import iter_triples
+
+    examples = []
+    for t in iter_triples(cfg.triples):
+        if cfg.format == "pairs":
+            examples.append(TrainingExample(t.query, [t.positive], [1.0]))
+            examples.append(TrainingExample(t.query, [t.negative], [0.0]))
+        else:
+            examples.append(TrainingExample(t.query, [t.positive, t.negative], [1.0, 0.0]))
+    if not examples:
+        raise ValueError(f"{cfg.triples}: no triples")
+    return examples
+
+
+def build_examples(cfg: DataConfig, seed: int = 0) -> list[TrainingExample]:
+    if cfg.triples and not cfg.run:
+        return examples_from_triples(cfg)
+    examples = examples_from_run(cfg, seed)
+    if cfg.triples:
+        examples += examples_from_triples(cfg)
+    return examples
+
+
+def build_evaluator(cfg, name: str = "eval"):
+    """A RerankingEvaluator over the held-out split of an EvalConfig."""
+    from crossrank.data import Collection, load_qrels, load_queries, load_run
+    from crossrank.training.evaluator import RerankingEvaluator
+
+    for field_name in ("queries", "corpus", "qrels", "run"):
+        if not getattr(cfg, field_name):
+            raise ValueError(f"evaluation needs `eval.{field_name}`")
+    run = load_run(cfg.run)
+    keep = load_split(cfg.split, cfg.split_name) if cfg.split else set(run)
+    candidates = {q: ranked_candidates(run, q, cfg.depth) for q in sorted(run) if q in keep}
+    texts = Collection.open(cfg.corpus)
+    qrels = load_qrels(cfg.qrels)
+    return RerankingEvaluator(name, load_queries(cfg.queries), candidates, texts, qrels, metrics=list(cfg.metrics))

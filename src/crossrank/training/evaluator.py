@@ -1,0 +1,70 @@
+"""Reranking evaluation while training: held-out queries with candidate lists."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class RerankingEvaluator:
+    """Scores each query's candidates with the model and measures the reranked run.
+
+    Positives are not added to the candidates unless `add_positives` is set, so the numbers
+    are those of a real reranking of the first stage (queries whose relevant passage was not
+    retrieved count as misses, as in the official MS MARCO evaluation).
+    """
+
+    name: str
+    queries: Mapping[str, str]
+    candidates: Mapping[str, Sequence[str]]  # qid -> doc ids, first-stage order
+    texts: Mapping[str, str]  # doc id -> passage text
+    qrels: Mapping[str, Mapping[str, int]]
+    metrics: Sequence[str] = ("RR@10", "nDCG@10", "AP")
+    relevance_level: int = 1
+    add_positives: bool = False
+    batch_size: int = 64
+    history: list[dict] = field(default_factory=list)
+
+    def rerank(self, model) -> dict[str, dict[str, float]]:
+        qids, pids, pairs = [], [], []
+        for qid, docs in self.candidates.items():
+            docs = list(docs)
+            if self.add_positives:
+                docs += [d for d, rel in self.qrels.get(qid, {}).items() if rel >= self.relevance_level and d not in docs]
+            for pid in docs:
+                qids.append(qid)
+                pids.append(pid)
+                pairs.append((self.queries[qid], self.texts[pid]))
+        scores = model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False) if pairs else np.zeros(0)
+        run: dict[str, dict[str, float]] = {}
+        for qid, pid, score in zip(qids, pids, scores):
+            run.setdefault(qid, {})[pid] = float(score)
+        return run
+
+    def __call__(self, model) -> dict[str, float]:
+        from crossrank.evaluation import evaluate
+
+        qrels = {q: dict(self.qrels[q]) for q in self.candidates if q in self.qrels}
+        result = evaluate(qrels, self.rerank(model), metrics=list(self.metrics), relevance_level=self.relevance_level)
+        self.history.append(result)
+        return result
+
+
+@dataclass
+class MultiDatasetEvaluator:
+    """Several reranking sets; reports each as `name/metric` and their mean as `metric`."""
+
+    evaluators: Sequence[RerankingEvaluator]
+
+    def __call__(self, model) -> dict[str, float]:
+        out: dict[str, float] = {}
+        per_metric: dict[str, list[float]] = {}
+        for ev in self.evaluators:
+            for metric, value in ev(model).items():
+                out[f"{ev.name}/{metric}"] = value
+                per_metric.setdefault(metric, []).append(value)
+        for metric, values in per_metric.items():
+            out[metric] = float(np.mean(values))
+        return out
