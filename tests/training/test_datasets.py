@@ -84,3 +84,17 @@ def test_missing_source_is_named(dev600_data):
     cfg = DataConfig(format="lists", **{**dev600_data, "qrels": None})
     with pytest.raises(ValueError, match="data.qrels"):
         build_examples(cfg)
+
+
+def test_example_files_round_trip_and_errors(dev600_data, tmp_path):
+    from crossrank.training.example_files import iter_examples, write_examples
+
+    examples = build_examples(DataConfig(format="tuples", num_negatives=2, **dev600_data))[:5]
+    path = tmp_path / "ex.jsonl.gz"
+    assert write_examples(path, examples) == 5
+    again = build_examples(DataConfig(examples=str(path)))
+    assert [(e.query, e.passages, e.targets, e.doc_ids) for e in again] == [(e.query, e.passages, e.targets, e.doc_ids) for e in examples]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "passages": ["p"], "labels": [1]}\n{"query": "q", "passages": ["p", "r"], "labels": [1]}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: .*one target per passage"):
+        list(iter_examples(bad))

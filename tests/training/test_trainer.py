@@ -95,10 +95,15 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_model_dir, dev600_da
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed" / "model").exists()
+    # as if killed in the middle of the next save: a newer checkpoint without its trainer state
+    torn = tmp_path / "killed" / "checkpoint-99"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"partial")
 
     resumed = _run_cli(killed_cfg, "--resume")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
+    assert not torn.exists()
     history = json.loads((tmp_path / "killed" / "log_history.json").read_text())
     ref_history = json.loads((tmp_path / "reference" / "log_history.json").read_text())
     ref_loss = {h["step"]: h["loss"] for h in ref_history if "loss" in h}

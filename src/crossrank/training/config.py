@@ -22,6 +22,7 @@ class DataConfig:
     qrels: str | None = None
     run: str | None = None
     triples: str | None = None
+    examples: str | None = None  # a JSONL of prepared examples (e.g. from `crossrank mine`)
     split: str | None = None  # a split.tsv (qid \t name) ...
     split_name: str = "train"  # ... and the name of the split to keep
     num_negatives: int = 7  # tuples/lists/groups: negatives per query

@@ -107,11 +107,18 @@ def examples_from_triples(cfg: DataConfig) -> list[TrainingExample]:
 
 
 def build_examples(cfg: DataConfig, seed: int = 0) -> list[TrainingExample]:
-    if cfg.triples and not cfg.run:
-        return examples_from_triples(cfg)
-    examples = examples_from_run(cfg, seed)
+    """Examples from every source the config names: prepared JSONL, a run with qrels, triples."""
+    examples: list[TrainingExample] = []
+    if cfg.examples:
+        from crossrank.training.example_files import iter_examples
+
+        examples += list(iter_examples(cfg.examples))
+    if cfg.run:
+        examples += examples_from_run(cfg, seed)
     if cfg.triples:
         examples += examples_from_triples(cfg)
+    if not (cfg.examples or cfg.run or cfg.triples):
+        raise ValueError("training data needs `data.examples`, `data.run` (with qrels, queries, corpus) or `data.triples`")
     return examples
 
 

@@ -118,9 +118,9 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    last = get_last_checkpoint(str(out)) if resume else None
+    last = last_complete_checkpoint(out) if resume else None
     if resume and last is None:
-        logger.warning("--resume: no checkpoint in %s yet; starting from the beginning", out)
+        logger.warning("--resume: no complete checkpoint in %s yet; starting from the beginning", out)
     if not resume and get_last_checkpoint(str(out)) is not None:
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or choose another output_dir")
     _write_json(out / "train_config.json", config.to_dict())
@@ -155,6 +155,26 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
     history = trainer.state.log_history
     _write_json(out / "log_history.json", history)
     return TrainResult(model_dir, state.global_step, seconds, pairs / max(seconds, 1e-9), trainer.state.best_metric, history)
+
+
+def last_complete_checkpoint(out: Path) -> str | None:
+    """The newest checkpoint whose save finished (trainer_state.json is written last).
+
+    A process killed while saving leaves a newer, incomplete checkpoint folder; it is removed so
+    that training resumes from the last complete one and can save that step again.
+    """
+    import re
+    import shutil
+
+    found = sorted(
+        (int(m.group(1)), p) for p in out.glob("checkpoint-*") if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+    )
+    for _, path in reversed(found):
+        if (path / "trainer_state.json").exists():
+            return str(path)
+        logger.warning("removing incomplete checkpoint %s (the job stopped while saving it)", path)
+        shutil.rmtree(path)
+    return None
 
 
 def _mean_list_size(examples: list[TrainingExample]) -> float:
