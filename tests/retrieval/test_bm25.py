@@ -260,3 +260,12 @@ def test_save_refuses_to_overwrite_other_files(index, tmp_path):
 def test_retrieval_does_not_import_torch():
     code = "import sys, crossrank.retrieval, crossrank.cli.retrieve; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_non_ascii_doc_ids_survive_save_and_mmap_load(tmp_path):
+    ids = ["café", "中文-1", "naïve", "plain", "ü"]
+    idx = BM25Index.build([Passage(i, f"shared words {i}") for i in ids], show_progress=False)
+    loaded = BM25Index.load(idx.save(tmp_path / "idx"), mmap=True)
+    assert loaded.doc_ids.tolist() == ids and loaded.doc_ids[1] == "中文-1"
+    run = loaded.search([Query("q", "shared")], show_progress=False)
+    assert list(run["q"]) == sorted(ids, reverse=True)  # equal scores: doc id descending, by code point

@@ -42,6 +42,7 @@ FORMAT_VERSION = 1
 BM25S_FILES = ("params.index.json", "vocab.index.json", "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy")
 
 Run = dict[str, dict[str, float]]
+PARALLEL_MIN_DOCS = 100_000  # search() uses all cores by default from this corpus size on
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:
@@ -131,25 +132,30 @@ class BM25Index:
                n_threads: int | None = None, batch_size: int = 1024) -> Run:
         """Top-``k`` passages for every query: ``{query_id: {doc_id: score}}``, each inner dict best first.
 
-        Queries are analysed in batches of ``batch_size`` and scored on ``n_threads`` threads
-        (default: all cores; the numpy scoring releases the GIL for much of the work). Ties are
-        broken by doc id (descending), so the result does not depend on threads, batches or corpus order.
+        Queries are analysed in batches of ``batch_size``. Scoring and top-k selection (numpy,
+        which releases the GIL for much of the work) run on ``n_threads`` threads while the main
+        thread turns finished results into doc ids. Default: all cores for corpora of at least
+        100,000 passages, one thread below that (where thread overhead outweighs the numpy work).
+        Ties are broken by doc id (descending), so results never depend on threads, batches or
+        corpus order.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        n_threads = (os.cpu_count() or 1) if n_threads is None else n_threads
+        if n_threads is None:
+            n_threads = (os.cpu_count() or 1) if len(self) >= PARALLEL_MIN_DOCS else 1
         if n_threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads!r}")
         total = len(queries) if hasattr(queries, "__len__") else None
+        nothing = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
 
-        def rank(term_ids: list[int]) -> dict[str, float]:
+        def score(term_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
             if not term_ids:
-                return {}
+                return nothing
             scores = self._retriever.get_scores_from_ids(term_ids)
             best = top_k(scores, k, self._doc_ids.rank)
-            return {self._doc_ids[i]: float(s) for i, s in zip(best.tolist(), scores[best].tolist())}
+            return best, scores[best]
 
         run: Run = {}
         pool = ThreadPoolExecutor(max_workers=n_threads) if n_threads > 1 else None
@@ -161,16 +167,13 @@ class BM25Index:
                             raise ValueError(f"duplicate query id {query.query_id!r}")
                         run[query.query_id] = {}  # placeholder: marks the id as seen within the batch too
                     term_ids = self._analyzer.query_terms([query.text for query in batch])
-                    if pool is None:
-                        ranked = map(rank, term_ids)
-                    else:
-                        ranked = pool.map(rank, term_ids, chunksize=max(1, len(batch) // (4 * n_threads)))
-                    for query, docs in zip(batch, ranked):
-                        run[query.query_id] = docs
+                    ranked = map(score, term_ids) if pool is None else pool.map(score, term_ids)
+                    for query, (best, values) in zip(batch, ranked):
+                        run[query.query_id] = dict(zip(self._doc_ids.take(best), values.tolist()))
                         bar.update(1)
         finally:
             if pool is not None:
-                pool.shutdown()
+                pool.shutdown(cancel_futures=True)
         empty = sum(1 for docs in run.values() if not docs)
         if empty:
             logger.info("%d of %d queries matched no passage", empty, len(run))

@@ -20,6 +20,7 @@ class DocIds:
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray, rank: np.ndarray):
         self._blob = blob
+        self._bytes = memoryview(blob)  # slicing a memoryview is far cheaper than slicing a memmap
         self._offsets = offsets
         self.rank = rank
 
@@ -37,11 +38,20 @@ class DocIds:
         return len(self._offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        start, end = int(self._offsets[i]), int(self._offsets[i + 1])
-        return self._blob[start:end].tobytes().decode("utf-8")
+        return self.take(np.asarray([i]))[0]
+
+    def take(self, indices: np.ndarray) -> list[str]:
+        """The ids at ``indices`` (an int array), decoded in one pass."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"doc index out of range 0..{len(self) - 1}")
+        starts = self._offsets[indices].tolist()
+        ends = self._offsets[indices + 1].tolist()
+        data = self._bytes
+        return [str(data[start:end], "utf-8") for start, end in zip(starts, ends)]
 
     def tolist(self) -> list[str]:
-        return [self[i] for i in range(len(self))]
+        return self.take(np.arange(len(self)))
 
     def save(self, directory: Path) -> None:
         self._blob.tofile(directory / BLOB_FILE)
