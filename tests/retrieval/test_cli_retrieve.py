@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crossrank.cli.main import main
-from crossrank.data import iter_corpus, iter_queries, load_run
+from crossrank.data import iter_corpus, iter_queries, load_qrels, load_run
 from crossrank.retrieval import BM25Config, BM25Index
 
 CORPUS = [
@@ -114,9 +114,9 @@ def test_scifact_end_to_end(data_dir, tmp_path):
     if not (folder / "corpus.jsonl").is_file():
         pytest.skip(f"scifact not found at {folder} (set CROSSRANK_DATA)")
     test_queries = tmp_path / "test_queries.jsonl"  # the 300 test claims only
-    qrels_ids = {line.split("\t")[0] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    qrels = load_qrels(folder / "qrels" / "test.tsv")
     _write_jsonl(test_queries, [{"_id": q.query_id, "text": q.text}
-                                for q in iter_queries(folder / "queries.jsonl") if q.query_id in qrels_ids])
+                                for q in iter_queries(folder / "queries.jsonl") if q.query_id in qrels])
     out = tmp_path / "scifact.bm25.trec"
     assert _retrieve(folder / "corpus.jsonl", test_queries, out, "--index", tmp_path / "index", "--k", 100) == 0
     assert evaluate(folder / "qrels" / "test.tsv", out, metrics=["nDCG@10"])["nDCG@10"] >= 0.66

@@ -38,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--b", type=float, default=None, help="BM25 b (default: 0.4, or the saved index's)")
     p.add_argument("--format", choices=("trec", "msmarco"), default="trec", help="run file format (default: trec)")
     p.add_argument("--tag", default=DEFAULT_TAG, help=f"run tag in TREC runs (default: {DEFAULT_TAG})")
-    p.add_argument("--threads", type=int, default=None, help="search threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="search threads (default: all cores for corpora of 100k+ passages, else 1)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
     return p
