@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ class TrainConfig:
             raise ValueError(f"{where}: invalid YAML: {exc}") from exc
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of settings, but got {type(values).__name__}")
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(_expand_vars(values, path), source=str(path))
 
     def validate(self) -> None:
         if not self.model:
@@ -111,6 +112,20 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _expand_vars(value, source):
+    """`${CROSSRANK_DATA}`-style variables in YAML strings, so recipes name data wherever it lives."""
+    if isinstance(value, dict):
+        return {k: _expand_vars(v, source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_vars(v, source) for v in value]
+    if isinstance(value, str) and "$" in value:
+        expanded = os.path.expandvars(value)
+        if "$" in expanded:
+            raise ValueError(f"{source}: {value!r} names an environment variable that is not set")
+        return expanded
+    return value
 
 
 def _build(cls, values: dict[str, Any], source: str, **fixed):

