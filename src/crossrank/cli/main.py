@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "convert": "convert",
     "evaluate": "evaluate",
     "compare": "compare",
+    "download": "download",
 }
 
 
