@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "compare": "compare",
     "download": "download",
+    "mine": "mine",
 }
 
 

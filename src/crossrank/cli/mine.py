@@ -1,0 +1,122 @@
+"""`crossrank mine`: hard negatives from a run file or a dense bi-encoder -> training JSONL.
+
+    crossrank mine --queries Q --corpus C --qrels R (--run RUN | --dense [--dense-model DIR]) \\
+        --output train.jsonl [--split split.tsv --split-name train] [--num-negatives 7] \\
+        [--range-min 0 --range-max 100] [--max-score X] [--margin X | --relative-margin X] \\
+        [--sampling top|random] [--format tuples] [--rescore-model DIR --rescore-margin 0] [--seed 0]
+
+The output (written atomically) is read by `crossrank train --set data.examples=FILE`.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "mine",
+        help="mine hard negatives from a run or a dense bi-encoder into training JSONL",
+        description="Training examples from qrels with negatives mined from a first stage: a run file (e.g. BM25) "
+                    "or a dense bi-encoder (all-MiniLM-L6-v2 by default, exact search). Judged positives are never "
+                    "negatives. Filters apply in this order: rank window, --max-score, margin to the positive "
+                    "(first-stage scores), cross-encoder rescoring; then --num-negatives are chosen.",
+    )
+    p.add_argument("--queries", required=True, type=Path, help="queries: TSV (qid<TAB>text) or BEIR queries.jsonl")
+    p.add_argument("--corpus", required=True, type=Path, help="passages: collection.tsv or BEIR corpus.jsonl")
+    p.add_argument("--qrels", required=True, type=Path, help="relevance judgments (positives: relevance > 0)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="first-stage run file (trec or msmarco): its candidates and scores")
+    source.add_argument("--dense", action="store_true", help="retrieve candidates with a dense bi-encoder over the whole corpus")
+    p.add_argument("--dense-model", type=Path, default=None, help="sentence-transformers bi-encoder folder (default: all-MiniLM-L6-v2)")
+    p.add_argument("--dense-batch-size", type=int, default=64, help="texts per embedding batch (default: 64)")
+    p.add_argument("--dense-max-length", type=int, default=None, help="tokens per text (default: the model's max_seq_length)")
+    p.add_argument("--output", required=True, type=Path, help="training examples to write (JSONL)")
+    p.add_argument("--split", type=Path, help="split file (qid<TAB>split) to keep one split's queries")
+    p.add_argument("--split-name", default="train", help="split to keep (default: train)")
+    p.add_argument("--num-negatives", type=int, default=7, help="negatives per query (default: 7)")
+    p.add_argument("--min-negatives", type=int, default=1, help="skip queries with fewer negatives left (default: 1)")
+    p.add_argument("--range-min", type=int, default=0, help="skip this many best candidates (default: 0)")
+    p.add_argument("--range-max", type=int, default=100, help="consider candidates up to this rank (default: 100)")
+    p.add_argument("--max-score", type=float, default=None, help="drop candidates scoring above this")
+    margin = p.add_mutually_exclusive_group()
+    margin.add_argument("--margin", type=float, default=None, help="keep candidates scoring <= positive - MARGIN")
+    margin.add_argument("--relative-margin", type=float, default=None,
+                        help="keep candidates scoring <= positive * (1 - RELATIVE_MARGIN)")
+    p.add_argument("--sampling", choices=("top", "random"), default="top", help="negatives: best first or a random sample")
+    p.add_argument("--format", choices=("pairs", "tuples", "lists"), default="tuples", help="example shape (default: tuples)")
+    p.add_argument("--rescore-model", type=Path, default=None, help="cross-encoder that drops likely false negatives")
+    p.add_argument("--rescore-margin", type=float, default=0.0,
+                   help="drop candidates the cross-encoder scores >= positive - RESCORE_MARGIN (default: 0)")
+    p.add_argument("--rescore-batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0, help="seed of --sampling random (default: 0)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(func=run)
+    return p
+
+
+def _need_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+
+
+def run(args) -> int:
+    from crossrank.data import Collection, load_qrels, load_queries, load_run
+    from crossrank.training.datasets import load_split
+    from crossrank.training.example_files import write_examples
+    from crossrank.training.mining import MiningConfig, mine
+
+    config = MiningConfig(
+        num_negatives=args.num_negatives, range_min=args.range_min, range_max=args.range_max,
+        max_score=args.max_score, margin=args.margin, relative_margin=args.relative_margin,
+        sampling=args.sampling, format=args.format, rescore_model=args.rescore_model,
+        rescore_margin=args.rescore_margin, rescore_batch_size=args.rescore_batch_size,
+        min_negatives=args.min_negatives, seed=args.seed,
+    )
+    if args.dense_batch_size < 1:
+        raise ValueError(f"--dense-batch-size must be >= 1, got {args.dense_batch_size}")
+    for path, what in ((args.queries, "queries"), (args.corpus, "corpus"), (args.qrels, "qrels")):
+        _need_file(path, what)
+    if args.run is not None:
+        _need_file(args.run, "run")
+    if args.split is not None:
+        _need_file(args.split, "split")
+    if args.rescore_model is not None and not args.rescore_model.is_dir():
+        raise FileNotFoundError(f"--rescore-model: no such model folder: {args.rescore_model}")
+    if args.output.is_dir():
+        raise ValueError(f"--output {args.output} is a directory; give a file name")
+
+    started = time.perf_counter()
+    # the small inputs first, so that a malformed line fails before the corpus is read
+    queries = load_queries(args.queries)
+    qrels = load_qrels(args.qrels)
+    run_scores = load_run(args.run) if args.run is not None else None
+    keep = load_split(args.split, args.split_name) if args.split is not None else None
+    collection = Collection.open(args.corpus)
+
+    if run_scores is not None:
+        candidates = run_scores
+    else:
+        from crossrank.training.dense import dense_candidates
+
+        wanted = {q: text for q, text in queries.items()
+                  if (keep is None or q in keep) and any(rel > 0 for rel in qrels.get(q, {}).values())}
+        candidates = dense_candidates(wanted, collection, k=args.range_max, qrels=qrels, model=args.dense_model,
+                                      max_length=args.dense_max_length, batch_size=args.dense_batch_size,
+                                      show_progress=args.progress)
+    if keep is not None:
+        candidates = {q: docs for q, docs in candidates.items() if q in keep}
+    if not candidates:
+        raise ValueError("no query has candidates" + (f" in split {args.split_name!r}" if keep is not None else ""))
+
+    result = mine(queries, qrels, collection, candidates, config, show_progress=args.progress)
+    if not result.examples:
+        raise ValueError("no training examples mined (no query kept a positive with text and enough negatives):\n"
+                         + result.stats.summary())
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_examples(args.output, result.examples)
+    source = f"run {args.run}" if args.run is not None else f"dense {args.dense_model or 'all-MiniLM-L6-v2'}"
+    print(f"mined {args.format} from {source} -> {args.output} in {time.perf_counter() - started:.1f}s")
+    print(result.stats.summary())
+    return 0
