@@ -221,7 +221,7 @@ def test_exact_search_matches_a_full_sort():
 def test_dense_embeddings_match_sentence_transformers(minilm_dir, d600):
     from sentence_transformers import SentenceTransformer
 
-    from crossrank.training.dense import DenseEncoder
+    from crossrank.model.dense import DenseEncoder
 
     ids = sorted(d600["collection"])[:4]
     texts = ["what is the capital of france", "  padded query with spaces  ", "x"] + [d600["collection"][i] for i in ids]
@@ -251,7 +251,8 @@ class RecordingEncoder:
 
 
 def test_dense_mining_gives_the_top_cosine_neighbours_without_positives(d600, minilm_dir):
-    from crossrank.training.dense import DenseEncoder, dense_candidates
+    from crossrank.model.dense import DenseEncoder
+    from crossrank.training.dense import dense_candidates
 
     qids = sorted(minable(d600))[:12]
     doc_ids = sorted({d for q in qids for d in d600["run"][q]})  # the corpus: these queries' BM25 candidates

@@ -109,7 +109,9 @@ def rerank_run(model, candidates: Iterable[Candidates], output: str | Path, conf
         total=total_pairs, desc="Reranking", unit="pair", disable=None if config.show_progress is None else not config.show_progress
     ) as bar:
         for chunk in _chunks(candidates, done, config.chunk_pairs):
-            scores = model.rerank_many([c.query for c in chunk], [c.texts for c in chunk], batch_size=config.batch_size, show_progress_bar=False)
+            extra = {"first_stage": [c.first_stage for c in chunk]} if getattr(model, "uses_first_stage", False) else {}
+            scores = model.rerank_many([c.query for c in chunk], [c.texts for c in chunk], batch_size=config.batch_size,
+                                       show_progress_bar=False, **extra)
             for c, s in zip(chunk, scores):
                 ranked = dict(zip(c.doc_ids, (float(x) for x in s)))
                 progress.append(out, c.query_id, format_ranked(c.query_id, ranked, config.format, config.tag))

@@ -1,119 +1,18 @@
-"""Dense first stage for negative mining: a sentence-transformers bi-encoder and exact search.
-
-The default model is all-MiniLM-L6-v2 (`crossrank.model.minilm_path()`): BERT, mean pooling over
-the attention mask, L2 normalisation -- reproduced here with transformers' AutoModel, so
-sentence-transformers is not needed. Texts are embedded in length-sorted batches under
-`torch.inference_mode`; the search is exact (numpy matrix products, top-k by `argpartition`), or
+"""Dense first stage for negative mining: exact search over `crossrank.model.dense.DenseEncoder`
+embeddings. The search is exact (numpy matrix products, top-k by `argpartition`), or
 faiss' exact inner-product index when asked for and installed. Scores are cosine similarities.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from crossrank.model.loading import check_weight_files, read_stored_settings, resolve_model_path
+from crossrank.model.dense import DenseEncoder
 
 logger = logging.getLogger(__name__)
-
-_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
-
-
-def _pooling_mode(path: Path) -> str:
-    """Pooling named by a sentence-transformers folder (`*_Pooling/config.json`); mean when absent."""
-    modules_file = path / "modules.json"
-    folders = []
-    if modules_file.exists():
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-        folders = [path / m["path"] for m in modules if str(m.get("type", "")).endswith("Pooling")]
-    for folder in folders:
-        config_file = folder / "config.json"
-        if not config_file.exists():
-            continue
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-        chosen = [mode for key, mode in _POOLING_MODES.items() if config.get(key)]
-        others = [k for k, v in config.items() if k.startswith("pooling_mode_") and v and k not in _POOLING_MODES]
-        if others or len(chosen) != 1:
-            raise ValueError(f"{config_file}: crossrank's dense encoder supports mean or CLS pooling alone, "
-                             f"but this model asks for {sorted(k for k, v in config.items() if k.startswith('pooling_mode_') and v)}")
-        return chosen[0]
-    return "mean"
-
-
-class DenseEncoder:
-    """Embeds texts with a sentence-transformers bi-encoder folder; rows are L2-normalised float32.
-
-    Args:
-        model_name_or_path: the model folder (or hub id); default all-MiniLM-L6-v2 (`minilm_path()`).
-        max_length: tokens per text; default the model's `max_seq_length` (256 for all-MiniLM-L6-v2).
-        device: default CUDA when present.
-        batch_size: texts per forward pass.
-    """
-
-    def __init__(self, model_name_or_path: str | os.PathLike | None = None, max_length: int | None = None,
-                 device: str | torch.device | None = None, batch_size: int = 64):
-        from transformers import AutoModel, AutoTokenizer
-
-        if model_name_or_path is None:
-            from crossrank.model import minilm_path
-
-            model_name_or_path = minilm_path()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, but got {batch_size}")
-        self.path = resolve_model_path(model_name_or_path)
-        safe = check_weight_files(self.path, allow_pickle=False)
-        self.pooling = _pooling_mode(self.path)
-        stored = read_stored_settings(self.path)
-        self.max_length = int(max_length or stored.max_length or 512)
-        if self.max_length < 2:
-            raise ValueError(f"max_length must be >= 2, but got {self.max_length}")
-        self.device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModel.from_pretrained(self.path, use_safetensors=safe).to(self.device).eval()
-
-    def __repr__(self) -> str:
-        return f"DenseEncoder({str(self.path)!r}, max_length={self.max_length}, pooling={self.pooling!r}, device={self.device})"
-
-    @property
-    def dim(self) -> int:
-        return int(self.model.config.hidden_size)
-
-    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool | None = None,
-               desc: str = "Embedding") -> np.ndarray:
-        """`(len(texts), dim)` float32 unit vectors, in input order.
-
-        Texts are sorted by character length (longest first) so that each batch is padded only
-        to its own longest member; leading/trailing whitespace is stripped as sentence-transformers does.
-        """
-        batch_size = batch_size or self.batch_size
-        texts = [str(t).strip() for t in texts]
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        order = np.argsort(-np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")
-        disable = None if show_progress is None else not show_progress
-        with torch.inference_mode(), tqdm(total=len(texts), desc=desc, unit="text", disable=disable) as bar:
-            for start in range(0, len(texts), batch_size):
-                index = order[start : start + batch_size]
-                features = self.tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                                          max_length=self.max_length, return_tensors="pt")
-                features = {k: v.to(self.device) for k, v in features.items()}
-                hidden = self.model(**features).last_hidden_state.float()
-                if self.pooling == "cls":
-                    pooled = hidden[:, 0]
-                else:
-                    mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[index] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
-                bar.update(len(index))
-        return out
 
 
 def exact_search(query_embeddings: np.ndarray, doc_embeddings: np.ndarray, k: int, chunk_size: int = 1024,

@@ -1,0 +1,1 @@
+"""End-to-end jobs built from the library: the quickstart (train, rerank, evaluate, report)."""

@@ -1,0 +1,57 @@
+"""The quickstart's report: a terminal table, report.md and a PNG of training and per-query results."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPORT_METRICS = ("nDCG@10", "RR@10", "AP", "R@10")
+
+
+def table(rows: dict[str, dict[str, dict[str, float]]], metrics=REPORT_METRICS) -> str:
+    """rows: dataset -> system -> metrics; a Markdown table, also readable in a terminal."""
+    head = "| dataset | system | " + " | ".join(metrics) + " |"
+    lines = [head, "|" + "---|" * (len(metrics) + 2)]
+    for dataset, systems in rows.items():
+        for system, values in systems.items():
+            cells = " | ".join(f"{values[m]:.4f}" if m in values else "-" for m in metrics)
+            lines.append(f"| {dataset} | {system} | {cells} |")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, sections: list[tuple[str, str]]) -> Path:
+    text = "\n\n".join(f"## {title}\n\n{body}" if title else body for title, body in sections) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def plot(path: Path, log_history: list[dict], metric: str, per_query: dict[str, tuple[dict, dict]]) -> Path:
+    """Training loss and the evaluation metric by step; per-query nDCG@10 of BM25 vs reranked."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("the quickstart plot needs matplotlib: pip install 'crossrank[report]'") from exc
+    panels = 2 + len(per_query)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
+    steps = [h["step"] for h in log_history if "loss" in h]
+    axes[0].plot(steps, [h["loss"] for h in log_history if "loss" in h], color="tab:blue")
+    axes[0].set(title="training loss", xlabel="step", ylabel="loss")
+    key = f"eval_{metric}"
+    evals = [h for h in log_history if key in h]
+    axes[1].plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", color="tab:green")
+    axes[1].set(title=f"tune split {metric}", xlabel="step", ylabel=metric)
+    for ax, (name, (before, after)) in zip(axes[2:], per_query.items()):
+        qids = sorted(before)
+        ax.scatter([before[q] for q in qids], [after.get(q, 0.0) for q in qids], s=12)
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
+        ax.set(title=f"{name}: nDCG@10 per query", xlabel="BM25", ylabel="crossrank", xlim=(0, 1), ylim=(0, 1))
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

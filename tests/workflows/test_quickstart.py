@@ -1,0 +1,42 @@
+"""The quickstart end to end on real data, with a tiny model and few candidates so it runs in the suite."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crossrank import CrossEncoder
+from crossrank.cli.main import main
+from crossrank.model.fusion import FusedReranker
+from crossrank.workflows.quickstart import QuickstartConfig, run_quickstart
+
+pytestmark = pytest.mark.slow
+
+
+def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, tmp_path):
+    cfg = QuickstartConfig(data=data_dir, output=tmp_path / "qs", base_model=str(tiny_model_dir), max_steps=4,
+                           eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
+    summary = run_quickstart(cfg)
+    out = tmp_path / "qs"
+    for name in ("report.md", "report.png", "metrics.json", "TREC DL19.BM25.trec", "SciFact.crossrank_cross-encoder.trec"):
+        assert (out / name).exists(), name
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(summary))
+    # BM25 rows are the first stage itself: DL19 BM25 top-10 as published (0.5058 at depth 100; same top-10 here)
+    assert metrics["metrics"]["TREC DL19"]["BM25"]["nDCG@10"] == pytest.approx(0.5058, abs=1e-4)
+    assert metrics["metrics"]["SciFact"]["BM25"]["nDCG@10"] > 0.6
+    report = (out / "report.md").read_text()
+    assert "| TREC DL19 | BM25 |" in report and "pairs/s" in report
+    model = CrossEncoder(out / "model")
+    assert model.predict([("q", "p")]).shape == (1,)
+    fused = FusedReranker.load(out / "model")
+    assert fused.weights == FusedReranker.load(out / "model").weights
+
+
+def test_missing_data_names_what_and_how(tmp_path, capsys):
+    code = main(["quickstart", "--data", str(tmp_path), "--output", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "msmarco-dev600/queries.tsv" in err and "crossrank download" in err and "--data" in err
+    assert not (tmp_path / "out").exists()
