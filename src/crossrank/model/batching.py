@@ -1,27 +1,149 @@
-"""Length-sorted batches: pairs of similar length share a batch, so little compute goes to padding."""
+"""Batching for scoring: pairs sorted by token length, batches cut by a token budget, and a
+background thread that tokenises and pads the next batches while the model runs the current one.
+
+    for index, arrays in prefetch(padded_batches(pair_tokenizer, pairs, max_tokens=4096)):
+        scores[index] = run_model(arrays)   # `index`: the batch's positions in the input
+
+A batch holds at most `max_tokens` padded tokens (rows x its longest row) and, when given, at most
+`batch_size` rows: short pairs travel in big batches, long ones in small batches, and every batch
+is padded only to its own longest pair. Pairs are tokenised in chunks (the first one small, so the
+model starts at once); each chunk is sorted by length, longest first.
+"""
 from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from crossrank.model.tokenization import PairTokenizer, pad_batch
 
-def length_sorted_batches(lengths: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
+# Padded tokens per batch when the caller gives none, by backend. Measured on DL19 BM25 top-100
+# pairs with all-MiniLM-L6-v2 (mean ~97 tokens) on a 2-core Zen 5 host (benchmarks/RESULTS.md,
+# "token budget"): torch fp32 was fastest at 32-64 rows (~3-6k tokens) and slower at 128 rows
+# (~12k); ONNX Runtime at 8-16 rows (~1-2k tokens). On CUDA, bigger batches keep the GPU busy.
+DEFAULT_MAX_TOKENS = {"cpu": 4096, "onnx": 2048, "cuda": 32768}
+FIRST_CHUNK = 256  # pairs tokenised before the first batch runs
+CHUNK = 2048  # pairs per later chunk (sorted by length within it)
+
+
+def length_sorted_batches(lengths: np.ndarray, batch_size: int | None, max_tokens: int | None = None) -> list[np.ndarray]:
     """Split indices into batches of similar length, longest first.
 
-    A batch holds at most `batch_size` pairs and, when `max_tokens` is given, at most
-    `max_tokens` padded tokens (rows x longest row), so short pairs travel in bigger batches.
-    Callers restore input order from the returned indices.
+    A batch holds at most `batch_size` pairs (None: no limit) and, when `max_tokens` is given,
+    at most `max_tokens` padded tokens (rows x longest row); a pair longer than the budget goes
+    alone. Callers restore input order from the returned indices.
     """
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, but got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens_per_batch must be >= 1, but got {max_tokens}")
+    if batch_size is None and max_tokens is None:
+        raise ValueError("give batch_size, max_tokens_per_batch or both")
+    lengths = np.asarray(lengths)
     order = np.argsort(-lengths, kind="stable")
     batches: list[np.ndarray] = []
     start = 0
     n = len(order)
     while start < n:
         width = int(lengths[order[start]])  # the longest pair of this batch comes first
-        size = batch_size
+        size = n - start if batch_size is None else batch_size
         if max_tokens is not None:
-            size = max(1, min(batch_size, max_tokens // max(width, 1)))
+            size = max(1, min(size, max_tokens // max(width, 1)))
         batches.append(order[start : start + size])
         start += size
     return batches
+
+
+@dataclass
+class BatchStats:
+    """What `padded_batches` saw, filled in as it goes (read it after the loop)."""
+
+    pairs: int = 0
+    truncated: int = 0
+    batches: int = 0
+    padded_tokens: int = 0
+    real_tokens: int = 0
+
+
+def padded_batches(
+    tokenizer: PairTokenizer,
+    pairs: Sequence[tuple[str, str]],
+    batch_size: int | None = None,
+    max_tokens: int | None = 4096,
+    with_token_types: bool = True,
+    stats: BatchStats | None = None,
+    first_chunk: int = FIRST_CHUNK,
+    chunk: int = CHUNK,
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Yield (input positions, padded int64 arrays) for every batch of `pairs`."""
+    stats = stats if stats is not None else BatchStats()
+    start = 0
+    size = first_chunk
+    while start < len(pairs):
+        part = pairs[start : start + size]
+        encoded = tokenizer.encode([q for q, _ in part], [p for _, p in part])
+        stats.pairs += len(part)
+        stats.truncated += encoded.truncated
+        for local in length_sorted_batches(encoded.lengths, batch_size, max_tokens):
+            arrays = pad_batch(encoded, local, tokenizer.pad_id, with_token_types=with_token_types)
+            stats.batches += 1
+            stats.padded_tokens += arrays["input_ids"].size
+            stats.real_tokens += int(encoded.lengths[local].sum())
+            yield local + start, arrays
+        start += len(part)
+        size = chunk
+
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def prefetch(items: Iterable, depth: int = 2) -> Iterator:
+    """Iterate over `items` produced by a background thread, at most `depth` ahead.
+
+    Tokenising and padding run in Python and the Rust tokenizer while the model's kernels (which
+    release the GIL) run on the caller's thread, so the two overlap. An exception in the
+    producer is raised in the caller; a caller that stops early stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            put(_Failure(exc))
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=produce, name="crossrank-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)

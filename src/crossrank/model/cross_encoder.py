@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from crossrank.model.activation import activation_name, activation_path, apply_activation
-from crossrank.model.batching import length_sorted_batches
+from crossrank.model.batching import BatchStats, padded_batches, prefetch
 from crossrank.model.loading import check_weight_files, read_stored_settings, resolve_model_path
 from crossrank.model.tokenization import EncodedPairs, PairTokenizer, pad_batch
 
@@ -74,6 +74,10 @@ class CrossEncoder:
         num_labels: outputs of a new classification head (base models); default the checkpoint's.
         allow_pickle: load `pytorch_model.bin` weights (unpickling runs code; off by default).
         seed: seeds a new head's initialisation so that building from a base model is repeatable.
+        backend: "torch", "onnx" (ONNX Runtime on CPU, `pip install crossrank[onnx]`) or "auto"/None.
+        precision: "fp32", "bf16", "fp16", "int8" or "auto"/None: the fastest exact path for the
+            device (fp32 on CPU, bf16/fp16 autocast on CUDA). `crossrank.model.backends` gives the
+            rules; lossy paths (bf16 on CPU, int8) warn unless `crossrank export --check` passed.
     """
 
     def __init__(
@@ -88,6 +92,8 @@ class CrossEncoder:
         allow_pickle: bool = False,
         revision: str | None = None,
         seed: int = 0,
+        backend: str | None = None,
+        precision: str | None = None,
     ):
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -107,8 +113,9 @@ class CrossEncoder:
             logger.info("%s has no classification head: initialising a new one (seed=%d)", self.path, seed)
         with torch.random.fork_rng(devices=[]), _quiet_transformers():
             torch.manual_seed(seed)  # a new head is initialised the same way every time
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                self.path, config=config, dtype=self.dtype, use_safetensors=safe, ignore_mismatched_sizes=num_labels is not None
+            self.model = _load_model(
+                AutoModelForSequenceClassification, self.path, config=config, dtype=self.dtype, use_safetensors=safe,
+                ignore_mismatched_sizes=num_labels is not None,
             )
         self.model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
@@ -116,6 +123,37 @@ class CrossEncoder:
         self.activation = activation_name(activation) or _stored_activation(stored.activation) or "identity"
         self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length)
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+        self.inference_backend = None
+        self.set_backend(backend, precision)
+
+    # ------------------------------------------------------------------ backends
+    def set_backend(self, backend: str | None = None, precision: str | None = None):
+        """Choose what `predict` scores with (see `crossrank.model.backends`); returns the backend."""
+        from crossrank.model.backends import create_backend
+
+        self.inference_backend = create_backend(self, backend, precision)
+        logger.debug("%s scores with %s (%s)", self.path, self.inference_backend.describe(), self.inference_backend.reason)
+        return self.inference_backend
+
+    @property
+    def backend(self) -> str:
+        """The backend `predict` uses: "torch" or "onnx"."""
+        return self.inference_backend.name
+
+    @property
+    def precision(self) -> str:
+        """The precision `predict` computes in: "fp32", "bf16", "fp16" or "int8"."""
+        return self.inference_backend.precision
+
+    def _ready_backend(self):
+        b = self.inference_backend
+        if b.is_current(self.model):
+            return b
+        if hasattr(b, "refresh"):  # a torch int8 copy: quantise the new weights
+            b.refresh()
+            return b
+        logger.warning("the weights changed since the %s session was made from them; scoring with torch %s from now on", b.describe(), b.precision)
+        return self.set_backend("torch", b.precision)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -125,7 +163,8 @@ class CrossEncoder:
     def __repr__(self) -> str:
         return (
             f"CrossEncoder({str(self.path)!r}, max_length={self.max_length}, device={self.device}, "
-            f"dtype={str(self.dtype).removeprefix('torch.')}, activation={self.activation!r}, num_labels={self.num_labels})"
+            f"dtype={str(self.dtype).removeprefix('torch.')}, activation={self.activation!r}, num_labels={self.num_labels}, "
+            f"backend={self.backend!r}, precision={self.precision!r})"
         )
 
     # ------------------------------------------------------------------ scoring
@@ -149,36 +188,40 @@ class CrossEncoder:
     def predict(
         self,
         pairs: Sequence[tuple[str, str]],
-        batch_size: int = 32,
+        batch_size: int | None = None,
         activation: str | None = None,
         show_progress_bar: bool | None = None,
         max_tokens_per_batch: int | None = None,
     ) -> np.ndarray:
         """One float32 score per (query, passage) pair, in input order ((n, labels) for several labels).
 
-        Pairs are tokenised at once (passage truncated before query), sorted by length and
-        scored in batches padded only to their own longest pair.
+        Pairs are tokenised (passage truncated before query) on a background thread while the
+        model runs, sorted by length and scored in batches of at most `max_tokens_per_batch`
+        padded tokens (default: the backend's, see `crossrank.model.batching.DEFAULT_MAX_TOKENS`)
+        and at most `batch_size` pairs (default: no limit but the token budget), each padded
+        only to its own longest pair.
         """
         pairs = check_pairs(pairs)
         act = activation_name(activation) or self.activation
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, but got {batch_size}")
+        if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
+            raise ValueError(f"max_tokens_per_batch must be >= 1, but got {max_tokens_per_batch}")
         if not pairs:
             shape = (0,) if self.num_labels == 1 else (0, self.num_labels)
             return np.zeros(shape, dtype=np.float32)
-        encoded = self.tokenize([q for q, _ in pairs], [p for _, p in pairs])
-        if encoded.truncated:
-            logger.info("%d of %d pairs were longer than max_length=%d and lost passage tokens", encoded.truncated, len(pairs), self.max_length)
+        backend = self._ready_backend()
+        budget = max_tokens_per_batch or backend.default_max_tokens
+        stats = BatchStats()
+        batches = padded_batches(self.pair_tokenizer, pairs, batch_size, budget, with_token_types=self._uses_token_types, stats=stats)
         out = np.empty((len(pairs), self.num_labels), dtype=np.float32)
-        batches = length_sorted_batches(encoded.lengths, batch_size, max_tokens_per_batch)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode(), tqdm(total=len(pairs), desc="Scoring", unit="pair", disable=_disable(show_progress_bar)) as bar:
-                for index in batches:
-                    logits = self.model(**self._batch_to_tensors(encoded, index)).logits.float()
-                    out[index] = apply_activation(logits, act).cpu().numpy()
-                    bar.update(len(index))
-        finally:
-            self.model.train(was_training)
+        with backend.session(), tqdm(total=len(pairs), desc="Scoring", unit="pair", disable=_disable(show_progress_bar)) as bar:
+            for index, arrays in prefetch(batches):
+                out[index] = backend.run(arrays)
+                bar.update(len(index))
+        if stats.truncated:
+            logger.info("%d of %d pairs were longer than max_length=%d and lost passage tokens", stats.truncated, len(pairs), self.max_length)
+        out = apply_activation(torch.from_numpy(out), act).numpy()
         return out[:, 0].copy() if self.num_labels == 1 else out
 
     def rank(
@@ -187,7 +230,7 @@ class CrossEncoder:
         passages: Sequence[str],
         top_k: int | None = None,
         return_documents: bool = False,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         activation: str | None = None,
     ) -> list[dict]:
@@ -212,7 +255,7 @@ class CrossEncoder:
         self,
         queries: Sequence[str],
         candidate_lists: Sequence[Sequence[str]],
-        batch_size: int = 32,
+        batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         activation: str | None = None,
     ) -> list[np.ndarray]:
@@ -268,6 +311,17 @@ def write_st_metadata(folder: Path, activation: str, max_length: int) -> None:
     }
     for name, content in files.items():
         (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+
+
+def _load_model(auto_class, path, **kwargs):
+    """from_pretrained with PyTorch's fused attention (SDPA) where the architecture has it."""
+    try:
+        return auto_class.from_pretrained(path, attn_implementation="sdpa", **kwargs)
+    except (ValueError, ImportError) as exc:  # an architecture without SDPA support
+        if "sdpa" not in str(exc).lower() and "scaled_dot_product" not in str(exc).lower():
+            raise
+        logger.info("%s: no SDPA attention for this architecture; using its default", path)
+        return auto_class.from_pretrained(path, **kwargs)
 
 
 def _stored_activation(path: str | None) -> str | None:

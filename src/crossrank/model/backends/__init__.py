@@ -1,0 +1,73 @@
+"""Inference backends and precisions: `CrossEncoder(path, backend=..., precision=...)`.
+
+| backend | precision | where | exact? |
+|---|---|---|---|
+| torch | fp32 | CPU, CUDA | yes (the reference) |
+| torch | bf16 | CPU: only where it measured >= 1.25x fp32 on this host | lossy: fidelity check |
+| torch | bf16 / fp16 | CUDA: autocast, logits and activation in fp32 | default on CUDA |
+| torch | int8 | CPU: dynamic int8 Linear layers (torch.ao quantize_dynamic), head in fp32 | lossy: fidelity check |
+| onnx | fp32 | CPU: ONNX Runtime, export cached in MODEL/onnx/model.onnx | yes (within 1e-4) |
+| onnx | int8 | CPU: onnxruntime quantize_dynamic of the MatMuls, MODEL/onnx/model_int8.onnx | lossy: fidelity check |
+
+The rules when `backend` / `precision` are left out (None or "auto"):
+
+1. precision: the fastest exact path. CPU: fp32. CUDA: bf16 autocast where the GPU has it, else
+   fp16 (scores computed in fp32). A model loaded with `dtype="bf16"|"fp16"` runs in that dtype.
+2. backend: CUDA, bf16 and fp16 run on torch. On CPU, fp32 runs on ONNX Runtime when all of these
+   hold, else on torch: onnxruntime is installed (`pip install crossrank[onnx]`); an export made
+   from exactly these weights is beside the model (`crossrank export --model DIR`; nothing is
+   exported implicitly); and ONNX measured >= 1.10x torch's pairs/s on this host (16 x 128-token
+   batch, measured once per host and cached in MODEL/onnx/timings.json; `crossrank export`
+   measures it). int8 runs on ONNX when a current int8 export is there, else on torch.
+3. bf16 on CPU is never chosen from a CPU flag: a 384x1536 Linear is timed once per host (cached
+   in $CROSSRANK_CACHE/host.json, default ~/.cache/crossrank); where bf16 autocast is not >= 1.25x
+   fp32, asking for bf16 logs a warning and scores in fp32 (exact, and faster there).
+4. Lossy paths (bf16 on CPU, int8) are trusted through `crossrank export --check` (see
+   `fidelity`): without a passing record for these weights on this host kind, loading one logs a
+   warning with the command to run; it does not raise.
+5. Impossible combinations raise ValueError: onnx on CUDA, onnx with bf16/fp16, fp16 on CPU,
+   int8 on CUDA, a precision other than the weights' dtype when loaded with `dtype=`.
+
+A backend copy of the weights (torch int8, onnx) notices when the torch module's weights change in
+place (training, load_state_dict): torch int8 quantises again, onnx falls back to torch.
+"""
+from crossrank.model.backends.base import BACKENDS, PRECISIONS, Backend, cpu_info, host_key
+from crossrank.model.backends.fidelity import FidelityConfig, FidelityReport, check_fidelity, compare_runs, passing_record, top_k_overlap
+from crossrank.model.backends.onnx_backend import OnnxBackend, onnx_available, onnx_dir, require_onnxruntime
+from crossrank.model.backends.selection import (
+    BF16_MIN_SPEEDUP,
+    ONNX_MIN_SPEEDUP,
+    cpu_bf16_speedup,
+    create_backend,
+    ensure_export,
+    onnx_timings,
+    time_backends,
+)
+from crossrank.model.backends.torch_backend import TorchBackend, quantize_int8
+
+__all__ = [
+    "BACKENDS",
+    "BF16_MIN_SPEEDUP",
+    "ONNX_MIN_SPEEDUP",
+    "PRECISIONS",
+    "Backend",
+    "FidelityConfig",
+    "FidelityReport",
+    "OnnxBackend",
+    "TorchBackend",
+    "check_fidelity",
+    "compare_runs",
+    "cpu_bf16_speedup",
+    "cpu_info",
+    "create_backend",
+    "ensure_export",
+    "host_key",
+    "onnx_available",
+    "onnx_dir",
+    "onnx_timings",
+    "passing_record",
+    "quantize_int8",
+    "require_onnxruntime",
+    "time_backends",
+    "top_k_overlap",
+]

@@ -1,0 +1,66 @@
+"""`export_model`: what `crossrank export` does, as one library call.
+
+Exports the ONNX file(s) beside the model, measures torch vs ONNX fp32 on this host (the number
+backend="auto" decides by), and with a fidelity config runs the fidelity check and records it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crossrank.model.backends.fidelity import FidelityConfig, FidelityReport, check_fidelity, record_path
+
+
+@dataclass
+class ExportConfig:
+    model: str | os.PathLike
+    precision: str = "fp32"  # fp32 / int8 (onnx, torch); bf16 (torch: nothing to export, check only)
+    backend: str = "onnx"
+    force: bool = False  # export again even when a current export is there
+    max_length: int | None = None
+    check: FidelityConfig | None = None  # run the fidelity check with this config
+
+
+@dataclass
+class ExportResult:
+    files: list[Path] = field(default_factory=list)
+    timings: dict | None = None  # torch_fp32 / onnx_fp32 pairs/s on this host
+    default_backend: str | None = None  # what CrossEncoder(model) now picks on this host
+    report: FidelityReport | None = None
+    record: Path | None = None
+
+
+def export_model(config: ExportConfig) -> ExportResult:
+    from crossrank.model import CrossEncoder
+    from crossrank.model.backends.onnx_backend import OnnxBackend, require_onnxruntime
+    from crossrank.model.backends.selection import ensure_export, fidelity_warnings, onnx_timings
+
+    if config.backend not in ("onnx", "torch"):
+        raise ValueError(f"--backend must be onnx or torch, but got {config.backend!r}")
+    allowed = ("fp32", "int8") if config.backend == "onnx" else ("fp32", "bf16", "int8")
+    if config.precision not in allowed:
+        raise ValueError(f"the {config.backend} backend takes --precision {' or '.join(allowed)}, but got {config.precision!r}")
+    if config.backend == "onnx":
+        require_onnxruntime()
+    result = ExportResult()
+    with fidelity_warnings(False):
+        ce = CrossEncoder(config.model, max_length=config.max_length, device="cpu", backend="torch", precision="fp32")
+    if config.backend == "onnx":
+        fp32 = ensure_export(ce, "fp32", force=config.force)
+        result.files.append(fp32)
+        if config.precision == "int8":
+            result.files.append(ensure_export(ce, "int8", force=config.force))
+        result.timings = onnx_timings(ce, OnnxBackend(fp32, "fp32", source=ce.model), refresh=True)
+        ce.set_backend(None, None)
+        result.default_backend = ce.backend
+    if config.check is not None:
+        result.report = check_fidelity(ce, config.backend, config.precision, config.check, record=True)
+        result.record = record_path(ce.path)
+    return result
+
+
+def default_dl19_dir(data: str | os.PathLike | None = None) -> Path:
+    """--data as given (the trec-dl19 folder or the folder holding it), else $CROSSRANK_DATA, else ./data."""
+    root = Path(data) if data else Path(os.environ.get("CROSSRANK_DATA", "data"))
+    return root / "trec-dl19" if (root / "trec-dl19").is_dir() else root

@@ -1,0 +1,248 @@
+"""Which backend and precision a CrossEncoder scores with: the rules, and the host measurements behind them.
+
+See `crossrank.model.backends` for the rules in words.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from crossrank.model.backends.base import (
+    Backend,
+    backend_name,
+    cache_dir,
+    cpu_info,
+    host_key,
+    precision_name,
+    read_json,
+    update_json,
+    weights_fingerprint,
+    weights_version,
+)
+from crossrank.model.backends.onnx_backend import (
+    EXPORT_RECORD,
+    FILES,
+    OnnxBackend,
+    current_export,
+    export_onnx,
+    onnx_available,
+    onnx_dir,
+    require_onnxruntime,
+)
+from crossrank.model.backends.torch_backend import TorchBackend
+
+logger = logging.getLogger(__name__)
+
+#: bf16 autocast on CPU is used only where it measured at least this much faster than fp32
+BF16_MIN_SPEEDUP = 1.25
+#: backend="auto" picks ONNX fp32 only where it measured at least this much faster than torch fp32
+ONNX_MIN_SPEEDUP = 1.10
+TIMINGS = "timings.json"
+
+_local = threading.local()
+
+
+@contextmanager
+def fidelity_warnings(enabled: bool):
+    """Turn the 'lossy precision without a passing fidelity record' warning off (the check itself uses this)."""
+    before = getattr(_local, "warn", True)
+    _local.warn = enabled
+    try:
+        yield
+    finally:
+        _local.warn = before
+
+
+# ---------------------------------------------------------------------------------- measurements
+def cpu_bf16_speedup(refresh: bool = False) -> float:
+    """fp32 time / bf16-autocast time of one Linear 384->1536 on 2,048 rows on this host (one thread).
+
+    Measured once per host (CPU model, flags, torch version, threads) and cached in
+    $CROSSRANK_CACHE/host.json: a CPU flag alone misleads (an AVX512-BF16 Xeon ran bf16 slower).
+    """
+    path = cache_dir() / "host.json"
+    key = f"bf16_linear_speedup:{host_key()}"
+    cached = read_json(path).get(key)
+    if isinstance(cached, dict) and not refresh:
+        return float(cached["speedup"])
+    layer = torch.nn.Linear(384, 1536)
+    x = torch.randn(2048, 384)
+
+    def timed(bf16: bool) -> float:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            start = time.perf_counter()
+            layer(x)
+            return time.perf_counter() - start
+
+    # one thread: the kernels' speed ratio is what is measured, and a single-threaded GEMM is
+    # far less disturbed by other processes on a shared host than a multi-threaded one
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        timed(False), timed(True)  # warm-up
+        runs = [(timed(False), timed(True)) for _ in range(5)]  # alternating, best of each kept
+        fp32 = min(a for a, _ in runs)
+        bf16 = min(b for _, b in runs)
+        speedup = fp32 / max(bf16, 1e-9)
+    except RuntimeError:  # no bf16 kernels at all
+        fp32 = bf16 = float("nan")
+        speedup = 0.0
+    finally:
+        torch.set_num_threads(threads)
+    update_json(path, key, {"speedup": round(speedup, 3), "fp32_s": fp32, "bf16_s": bf16, "host": cpu_info(),
+                            "measured": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return speedup
+
+
+def _synthetic_batch(model, uses_token_types: bool, rows: int = 16, width: int = 128) -> dict[str, np.ndarray]:
+    vocab = int(getattr(model.config, "vocab_size", 1000) or 1000)
+    rng = np.random.default_rng(0)
+    arrays = {
+        "input_ids": rng.integers(min(1000, vocab - 1), vocab, (rows, width), dtype=np.int64),
+        "attention_mask": np.ones((rows, width), dtype=np.int64),
+    }
+    if uses_token_types:
+        types = np.zeros((rows, width), dtype=np.int64)
+        types[:, width // 4 :] = 1
+        arrays["token_type_ids"] = types
+    return arrays
+
+
+def time_backends(backends: dict[str, Backend], batch: dict[str, np.ndarray], rounds: int = 5) -> dict[str, float]:
+    """pairs/s of each backend on one batch: a warm-up, then `rounds` alternating runs, best kept."""
+    best = {name: float("inf") for name in backends}
+    for name, b in backends.items():
+        with b.session():
+            b.run(batch)
+    for _ in range(rounds):
+        for name, b in backends.items():
+            with b.session():
+                start = time.perf_counter()
+                b.run(batch)
+                best[name] = min(best[name], time.perf_counter() - start)
+    rows = len(batch["input_ids"])
+    return {name: rows / t for name, t in best.items()}
+
+
+def onnx_timings(ce, onnx_backend: OnnxBackend, refresh: bool = False) -> dict:
+    """torch fp32 vs ONNX fp32 pairs/s for this model on this host (16 x 128 tokens), cached in MODEL/onnx/timings.json."""
+    path = onnx_dir(ce.path) / TIMINGS
+    key = host_key(f"onnxruntime={require_onnxruntime().__version__}")
+    cached = read_json(path).get(key)
+    if isinstance(cached, dict) and not refresh:
+        return cached
+    batch = _synthetic_batch(ce.model, ce._uses_token_types)
+    speeds = time_backends({"torch": TorchBackend(ce.model, ce.device, "fp32"), "onnx": onnx_backend}, batch)
+    entry = {"torch_fp32": round(speeds["torch"], 2), "onnx_fp32": round(speeds["onnx"], 2), "batch": "16 x 128 tokens",
+             "host": cpu_info(), "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    update_json(path, key, entry)
+    return entry
+
+
+# ---------------------------------------------------------------------------------- fingerprints
+def model_fingerprint(ce) -> str:
+    """The sha256 of the CrossEncoder's weights, recomputed only after they change."""
+    version = weights_version(ce.model)
+    cached = getattr(ce, "_fingerprint_cache", None)
+    if cached is None or cached[0] != version:
+        cached = (version, weights_fingerprint(ce.model))
+        ce._fingerprint_cache = cached
+    return cached[1]
+
+
+def input_names(ce) -> tuple[str, ...]:
+    return ("input_ids", "attention_mask") + (("token_type_ids",) if ce._uses_token_types else ())
+
+
+def ensure_export(ce, precision: str, force: bool = False):
+    """The current ONNX export of `ce` at `precision`, made now when missing or stale."""
+    return export_onnx(ce.model, onnx_dir(ce.path), model_fingerprint(ce), precision, input_names(ce), force=force)
+
+
+# ---------------------------------------------------------------------------------- the rules
+def create_backend(ce, backend: str | None = None, precision: str | None = None) -> Backend:
+    """Build the backend that `ce` scores with; `backend.reason` says why it was chosen."""
+    want_b, want_p = backend_name(backend), precision_name(precision)
+    device = ce.device
+    weight_dtype = next(ce.model.parameters()).dtype
+    half = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(weight_dtype)
+
+    if half is not None:  # loaded with dtype=bf16/fp16: the weights decide
+        if want_b == "onnx":
+            raise ValueError("the ONNX backend exports fp32 weights; load the model without dtype= to use it")
+        if want_p not in (None, half):
+            raise ValueError(f"the model was loaded with {half} weights; precision={want_p!r} needs fp32 weights (drop dtype=)")
+        return _done(TorchBackend(ce.model, device, half), f"weights loaded as {half}", ce)
+
+    if want_b == "onnx" and device.type != "cpu":
+        raise ValueError(f"the ONNX backend runs on CPU, but the model is on {device}; use backend='torch' there")
+    if want_b == "onnx" and want_p not in (None, "fp32", "int8"):
+        raise ValueError(f"the ONNX backend runs fp32 or int8, but got precision={want_p!r}")
+    if want_b == "onnx":
+        require_onnxruntime()
+
+    if want_p is None:
+        if device.type == "cuda":
+            p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            reason = f"default on CUDA: {p} autocast, scores in fp32"
+        else:
+            p, reason = "fp32", "default on CPU: fp32 (exact)"
+    else:
+        p, reason = want_p, "requested"
+
+    if p == "bf16" and device.type == "cpu":
+        speedup = cpu_bf16_speedup()
+        if speedup < BF16_MIN_SPEEDUP:
+            logger.warning(
+                "bf16 was asked for, but on this host (%s) bf16 autocast measured %.2fx the speed of fp32 "
+                "(needs >= %.2fx): scoring in fp32, which is exact and faster here", cpu_info()["cpu"], speedup, BF16_MIN_SPEEDUP)
+            p, reason = "fp32", f"bf16 measured {speedup:.2f}x fp32 on this host: fp32"
+        else:
+            reason = f"requested; bf16 measured {speedup:.2f}x fp32 on this host"
+
+    if want_b == "torch" or (want_b is None and (device.type != "cpu" or p not in ("fp32", "int8"))):
+        return _done(TorchBackend(ce.model, device, p), reason, ce)
+    if want_b == "onnx":
+        path = ensure_export(ce, p)
+        return _done(OnnxBackend(path, p, source=ce.model), reason, ce)
+    return _auto_cpu(ce, p, reason)
+
+
+def _auto_cpu(ce, p: str, reason: str) -> Backend:
+    """backend='auto' on CPU for fp32 / int8: ONNX where its export is already there (and, for
+    fp32, measured faster on this host); torch otherwise. Nothing is exported implicitly."""
+    if not onnx_available():
+        return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (onnxruntime not installed)", ce)
+    folder = onnx_dir(ce.path)
+    if not (folder / FILES[p]).exists() or not (folder / EXPORT_RECORD).exists():
+        return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (no ONNX export; `crossrank export` makes one)", ce)
+    path = current_export(folder, p, model_fingerprint(ce))
+    if path is None:
+        logger.info("%s: the ONNX export was made from other weights; scoring with torch (run `crossrank export` again)", folder)
+        return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (the ONNX export is stale)", ce)
+    onnx = OnnxBackend(path, p, source=ce.model)
+    if p == "int8":
+        return _done(onnx, f"{reason}; ONNX int8 export present", ce)
+    timings = onnx_timings(ce, onnx)
+    ratio = timings["onnx_fp32"] / max(timings["torch_fp32"], 1e-9)
+    if ratio >= ONNX_MIN_SPEEDUP:
+        return _done(onnx, f"{reason}; ONNX measured {ratio:.2f}x torch on this host", ce)
+    return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (ONNX measured {ratio:.2f}x torch on this host)", ce)
+
+
+def _done(b: Backend, reason: str, ce) -> Backend:
+    b.reason = reason
+    if b.lossy and getattr(_local, "warn", True):
+        from crossrank.model.backends.fidelity import passing_record
+
+        if passing_record(ce, b.name, b.precision) is None:
+            logger.warning(
+                "%s %s is lossy and has no passing fidelity check for these weights on this host: its ranking may "
+                "differ from fp32. Check it with `crossrank export --model %s --precision %s --check%s`",
+                b.name, b.precision, ce.path, b.precision, "" if b.name == "onnx" else " --backend torch")
+    return b
