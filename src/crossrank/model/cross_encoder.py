@@ -132,6 +132,7 @@ class CrossEncoder:
         from crossrank.model.backends import create_backend
 
         self.inference_backend = create_backend(self, backend, precision)
+        self._backend_chosen = backend not in (None, "auto")
         logger.debug("%s scores with %s (%s)", self.path, self.inference_backend.describe(), self.inference_backend.reason)
         return self.inference_backend
 
@@ -152,8 +153,13 @@ class CrossEncoder:
         if hasattr(b, "refresh"):  # a torch int8 copy: quantise the new weights
             b.refresh()
             return b
-        logger.warning("the weights changed since the %s session was made from them; scoring with torch %s from now on", b.describe(), b.precision)
-        return self.set_backend("torch", b.precision)
+        # chosen by "auto" (training a model that has an export): expected, so said quietly
+        log = logger.warning if self._backend_chosen else logger.info
+        log("the weights changed since the %s session was made from them; scoring with torch %s from now on", b.describe(), b.precision)
+        chosen = self._backend_chosen
+        self.set_backend("torch", b.precision)
+        self._backend_chosen = chosen
+        return self.inference_backend
 
     # ------------------------------------------------------------------ properties
     @property

@@ -134,7 +134,7 @@ def check_fidelity(ce, backend: str | None, precision: str, config: FidelityConf
     from crossrank.model.backends.selection import fidelity_warnings
 
     cands, qrels = load_candidates(config)
-    before = ce.inference_backend
+    before, chosen = ce.inference_backend, getattr(ce, "_backend_chosen", True)
     try:
         ce.set_backend("torch", "fp32")
         reference, ref_speed = _rerank(ce, cands, config)
@@ -142,7 +142,7 @@ def check_fidelity(ce, backend: str | None, precision: str, config: FidelityConf
             tested = ce.set_backend(backend, precision)
         candidate, speed = _rerank(ce, cands, config)
     finally:
-        ce.inference_backend = before
+        ce.inference_backend, ce._backend_chosen = before, chosen
     ndcg_ref, ndcg, overlap = compare_runs(reference, candidate, qrels, config.k, config.relevance_level)
     diff = ndcg - ndcg_ref
     passed = abs(diff) <= config.max_ndcg_diff + 1e-12 and overlap >= config.min_overlap - 1e-12
