@@ -1,7 +1,7 @@
 """Batching for scoring: pairs sorted by token length, batches cut by a token budget, and a
 background thread that tokenises and pads the next batches while the model runs the current one.
 
-    for index, arrays in prefetch(padded_batches(pair_tokenizer, pairs, max_tokens=4096)):
+    for index, arrays in prefetch(padded_batches(pair_tokenizer, pairs, max_tokens=2048)):
         scores[index] = run_model(arrays)   # `index`: the batch's positions in the input
 
 A batch holds at most `max_tokens` padded tokens (rows x its longest row) and, when given, at most
@@ -20,11 +20,13 @@ import numpy as np
 
 from crossrank.model.tokenization import PairTokenizer, pad_batch
 
-# Padded tokens per batch when the caller gives none, by backend. Measured on DL19 BM25 top-100
-# pairs with all-MiniLM-L6-v2 (mean ~97 tokens) on a 2-core Zen 5 host (benchmarks/RESULTS.md,
-# "token budget"): torch fp32 was fastest at 32-64 rows (~3-6k tokens) and slower at 128 rows
-# (~12k); ONNX Runtime at 8-16 rows (~1-2k tokens). On CUDA, bigger batches keep the GPU busy.
-DEFAULT_MAX_TOKENS = {"cpu": 4096, "onnx": 2048, "cuda": 32768}
+# Padded tokens per batch when the caller gives none, by backend. On CPU, smaller batches run
+# faster (cache-resident activations): on DL19 BM25 top-100 pairs with all-MiniLM-L6-v2 (mean ~93
+# tokens), 2-core Zen 5 host, torch fp32 ran 67 / 64 / 57 / 49 pairs/s and ONNX fp32 71 / 64 / 59 / 49
+# at 1024 / 2048 / 4096 / 8192 tokens (benchmarks/RESULTS.md, "token budget"; a shared, noisy host,
+# and an earlier sweep by rows put torch's best at 32-64 rows, so torch keeps 2048). On CUDA,
+# bigger batches keep the GPU busy.
+DEFAULT_MAX_TOKENS = {"cpu": 2048, "onnx": 1024, "cuda": 32768}
 FIRST_CHUNK = 256  # pairs tokenised before the first batch runs
 CHUNK = 2048  # pairs per later chunk (sorted by length within it)
 
@@ -72,7 +74,7 @@ def padded_batches(
     tokenizer: PairTokenizer,
     pairs: Sequence[tuple[str, str]],
     batch_size: int | None = None,
-    max_tokens: int | None = 4096,
+    max_tokens: int | None = 2048,
     with_token_types: bool = True,
     stats: BatchStats | None = None,
     first_chunk: int = FIRST_CHUNK,

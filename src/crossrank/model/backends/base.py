@@ -44,7 +44,7 @@ class Backend:
     name = "?"
     precision = "fp32"
     #: padded tokens per batch when predict is given no budget
-    default_max_tokens = 4096
+    default_max_tokens = 2048
 
     @property
     def lossy(self) -> bool:
