@@ -161,3 +161,13 @@ def test_truncation_cuts_passage_before_query(tiny):
     long_q = " ".join(["q"] * 30)
     tokens = ce.tokenizer.convert_ids_to_tokens(ce.tokenize([long_q], ["word word"]).input_ids[0])
     assert len(tokens) == 16 and tokens.count("word") == 1
+
+
+def test_setting_max_length_changes_truncation(tiny_model_dir):
+    ce = CrossEncoder(tiny_model_dir, max_length=64)
+    long_pair = [("query", " ".join(["word"] * 100))]
+    assert ce.tokenize(*zip(*long_pair)).lengths.max() == 64
+    ce.max_length = 20
+    assert ce.tokenize(*zip(*long_pair)).lengths.max() == 20
+    with pytest.raises(ValueError, match="max_length"):
+        ce.max_length = 2

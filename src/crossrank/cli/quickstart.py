@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    p.add_argument("--scifact-depth", type=int, default=None, help="SciFact BM25 candidates reranked per query (default 100)")
+    p.add_argument("--scifact-depth", type=int, default=None, help="SciFact BM25 candidates reranked per query (default 30; 100 takes about twice as long)")
     p.add_argument("--no-fusion", action="store_true", help="report the cross-encoder alone, without score fusion")
     p.set_defaults(func=run)
 

@@ -119,9 +119,9 @@ class CrossEncoder:
             )
         self.model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.max_length = int(max_length or stored.max_length or 512)
+        self._max_length = int(max_length or stored.max_length or 512)
         self.activation = activation_name(activation) or _stored_activation(stored.activation) or "identity"
-        self.pair_tokenizer = PairTokenizer(self.tokenizer, self.max_length)
+        self.pair_tokenizer = PairTokenizer(self.tokenizer, self._max_length)
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self.inference_backend = None
         self.set_backend(backend, precision)
@@ -162,6 +162,16 @@ class CrossEncoder:
         return self.inference_backend
 
     # ------------------------------------------------------------------ properties
+    @property
+    def max_length(self) -> int:
+        """Tokens per pair; setting it re-configures the pair tokenizer."""
+        return self._max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self.pair_tokenizer = PairTokenizer(self.tokenizer, int(value))
+        self._max_length = int(value)
+
     @property
     def num_labels(self) -> int:
         return int(self.model.config.num_labels)

@@ -123,7 +123,9 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
         logger.warning("--resume: no complete checkpoint in %s yet; starting from the beginning", out)
     if not resume and get_last_checkpoint(str(out)) is not None:
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or choose another output_dir")
-    _write_json(out / "train_config.json", config.to_dict())
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch, rank 0 writes
+    if main_process:
+        _write_json(out / "train_config.json", config.to_dict())
 
     model = CrossEncoder(resolve_base_model(config.model), max_length=config.max_length, activation=config.activation, seed=config.seed)
     if examples is None:
@@ -148,12 +150,15 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
     start = time.perf_counter()
     state = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
-    model_dir = model.save(out / "model")
+    model_dir = out / "model"
+    if trainer.is_world_process_zero():
+        model.save(model_dir)
     pairs = sum(len(e.passages) for e in examples) * config.epochs if config.max_steps < 0 else (
         state.global_step * config.batch_size * config.gradient_accumulation * _mean_list_size(examples)
     )
     history = trainer.state.log_history
-    _write_json(out / "log_history.json", history)
+    if trainer.is_world_process_zero():
+        _write_json(out / "log_history.json", history)
     return TrainResult(model_dir, state.global_step, seconds, pairs / max(seconds, 1e-9), trainer.state.best_metric, history)
 
 
