@@ -22,6 +22,12 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_data(data_dir) -> Path:
+    """The data tests' name for the same folder."""
+    return data_dir
+
+
+@pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     from crossrank.model import minilm_path
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from crossrank.data import FormatError, atomic_write, open_text
+from crossrank.data import FormatError, atomic_write
+from crossrank.data.fields import parse_json_object
+from crossrank.data.textfiles import iter_lines
 from crossrank.training.examples import TrainingExample
 
 
@@ -24,25 +26,17 @@ def write_examples(path, examples: Iterable[TrainingExample]) -> int:
 
 
 def iter_examples(path) -> Iterator[TrainingExample]:
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(path, lineno, f"invalid JSON: {exc.msg}") from exc
-            if not isinstance(obj, dict):
-                raise FormatError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-            for key, kind in (("query", str), ("passages", list), ("labels", list)):
-                if not isinstance(obj.get(key), kind):
-                    raise FormatError(path, lineno, f"field {key!r} must be a {kind.__name__}, got {type(obj.get(key)).__name__}")
-            if not all(isinstance(p, str) for p in obj["passages"]):
-                raise FormatError(path, lineno, "field 'passages' must hold strings")
-            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in obj["labels"]):
-                raise FormatError(path, lineno, "field 'labels' must hold numbers")
-            try:
-                yield TrainingExample(obj["query"], obj["passages"], [float(x) for x in obj["labels"]],
-                                      str(obj.get("query_id", "")), [str(d) for d in obj.get("doc_ids", [])])
-            except ValueError as exc:
-                raise FormatError(path, lineno, str(exc)) from exc
+    for lineno, line in iter_lines(path):
+        obj = parse_json_object(path, lineno, line)
+        for key, kind in (("query", str), ("passages", list), ("labels", list)):
+            if not isinstance(obj.get(key), kind):
+                raise FormatError(path, lineno, f"field {key!r} must be a {kind.__name__}, got {type(obj.get(key)).__name__}")
+        if not all(isinstance(p, str) for p in obj["passages"]):
+            raise FormatError(path, lineno, "field 'passages' must hold strings")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in obj["labels"]):
+            raise FormatError(path, lineno, "field 'labels' must hold numbers")
+        try:
+            yield TrainingExample(obj["query"], obj["passages"], [float(x) for x in obj["labels"]],
+                                  str(obj.get("query_id", "")), [str(d) for d in obj.get("doc_ids", [])])
+        except ValueError as exc:
+            raise FormatError(path, lineno, str(exc)) from exc
