@@ -70,6 +70,7 @@ def test_cached_scaled_backward_and_accumulation():
     _, g1 = grads(model, L.MultipleNegativesRankingLoss(num_negatives=None), BATCH, factor=0.25)
     _, g2 = grads(model, L.CachedMultipleNegativesRankingLoss(num_negatives=None, mini_batch_size=4), BATCH,
                   factor=0.25)
+    assert len(g1) == len(g2)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, atol=TOL, rtol=1e-4)
 

@@ -29,7 +29,7 @@ def run_both(table, ours, theirs):
     return value_ours.detach(), value_theirs.detach(), grad_ours, grad_theirs
 
 
-def assert_parity(table, ours, theirs):
+def check_parity(table, ours, theirs):
     v1, v2, g1, g2 = run_both(table, ours, theirs)
     assert torch.isfinite(v1)
     assert abs(v1.item() - v2.item()) <= TOL * max(1.0, abs(v2.item())), (v1.item(), v2.item())
@@ -69,8 +69,8 @@ def test_lambda_loss_matches_st(st_losses, case, wrap_st, weighting, k, reductio
     scheme = getattr(st_losses, SCHEMES[weighting])()
     theirs = st_losses.LambdaLoss(wrap_st(table), weighting_scheme=scheme, k=k, reduction_log=reduction_log)
     ours = losses.LambdaLoss(weighting=weighting, k=k, reduction_log=reduction_log)
-    assert_parity(table, lambda: ours(table, batch), st_listwise_call(theirs, batch))
-    assert_parity(
+    check_parity(table, lambda: ours(table, batch), st_listwise_call(theirs, batch))
+    check_parity(
         table,
         functional_call(F.lambda_loss, table, batch, weighting=weighting, k=k, reduction_log=reduction_log),
         st_listwise_call(theirs, batch),
@@ -82,19 +82,19 @@ def test_lambda_loss_sigma_mu_match_st(st_losses, case, wrap_st, sigma, mu):
     batch, table = case(RAGGED, seed=7)
     theirs = st_losses.LambdaLoss(wrap_st(table), weighting_scheme=st_losses.NDCGLoss2PPScheme(mu=mu), sigma=sigma)
     ours = losses.get_loss("lambda", sigma=sigma, mu=mu)
-    assert_parity(table, lambda: ours(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: ours(table, batch), st_listwise_call(theirs, batch))
 
 
 def test_lambda_loss_default_matches_st_default(st_losses, case, wrap_st):
     batch, table = case([3, 6, 1, 5], seed=11, labels="binary")
     theirs = st_losses.LambdaLoss(wrap_st(table))
-    assert_parity(table, lambda: losses.get_loss("lambda_loss")(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: losses.get_loss("lambda_loss")(table, batch), st_listwise_call(theirs, batch))
 
 
 def test_lambda_loss_real_valued_labels_match_st(st_losses, case, wrap_st):
     batch, table = case(RAGGED, seed=5, labels="distinct")  # labels up to ~7 -> large gains
     theirs = st_losses.LambdaLoss(wrap_st(table), k=4)
-    assert_parity(table, lambda: losses.LambdaLoss(k=4)(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: losses.LambdaLoss(k=4)(table, batch), st_listwise_call(theirs, batch))
 
 
 @pytest.mark.parametrize("k", [None, 2])
@@ -104,8 +104,8 @@ def test_ranknet_matches_st(st_losses, case, wrap_st, k, sigma, reduction_log):
     batch, table = case(RAGGED, seed=3)
     theirs = st_losses.RankNetLoss(wrap_st(table), k=k, sigma=sigma, reduction_log=reduction_log)
     ours = losses.RankNetLoss(sigma=sigma, k=k, reduction_log=reduction_log)
-    assert_parity(table, lambda: ours(table, batch), st_listwise_call(theirs, batch))
-    assert_parity(
+    check_parity(table, lambda: ours(table, batch), st_listwise_call(theirs, batch))
+    check_parity(
         table,
         functional_call(F.ranknet, table, batch, sigma=sigma, k=k, reduction_log=reduction_log),
         st_listwise_call(theirs, batch),
@@ -116,16 +116,16 @@ def test_ranknet_matches_st(st_losses, case, wrap_st, k, sigma, reduction_log):
 def test_listnet_matches_st(st_losses, case, wrap_st, labels):
     batch, table = case(RAGGED, seed=4, labels=labels)
     theirs = st_losses.ListNetLoss(wrap_st(table))
-    assert_parity(table, lambda: losses.ListNetLoss()(table, batch), st_listwise_call(theirs, batch))
-    assert_parity(table, functional_call(F.listnet, table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: losses.ListNetLoss()(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, functional_call(F.listnet, table, batch), st_listwise_call(theirs, batch))
 
 
 def test_listmle_matches_st_sorting_by_labels(st_losses, case, wrap_st):
     # Distinct labels: ST's (unstable) sort and ours agree on the order.
     batch, table = case(RAGGED, seed=8, labels="distinct")
     theirs = st_losses.ListMLELoss(wrap_st(table), respect_input_order=False)
-    assert_parity(table, lambda: losses.ListMLELoss()(table, batch), st_listwise_call(theirs, batch))
-    assert_parity(table, functional_call(F.listmle, table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: losses.ListMLELoss()(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, functional_call(F.listmle, table, batch), st_listwise_call(theirs, batch))
 
 
 def test_listmle_ties_keep_input_order_like_st_input_order(st_losses, case, wrap_st):
@@ -134,7 +134,7 @@ def test_listmle_ties_keep_input_order_like_st_input_order(st_losses, case, wrap
     batch, table = case(RAGGED, seed=9, labels="sorted_ties")
     assert any(len(set(row)) < len(row) for row in batch["labels"])
     theirs = st_losses.ListMLELoss(wrap_st(table), respect_input_order=True)
-    assert_parity(table, lambda: losses.ListMLELoss()(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: losses.ListMLELoss()(table, batch), st_listwise_call(theirs, batch))
 
 
 @pytest.mark.parametrize("labels,respect", [("distinct", False), ("sorted_ties", True)])
@@ -143,8 +143,8 @@ def test_plistmle_default_weight_matches_st(st_losses, case, wrap_st, labels, re
     theirs = st_losses.PListMLELoss(
         wrap_st(table), lambda_weight=st_losses.PListMLELambdaWeight(), respect_input_order=respect
     )
-    assert_parity(table, lambda: losses.PListMLELoss()(table, batch), st_listwise_call(theirs, batch))
-    assert_parity(table, functional_call(F.plistmle, table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: losses.PListMLELoss()(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, functional_call(F.plistmle, table, batch), st_listwise_call(theirs, batch))
 
 
 def test_plistmle_custom_weight_matches_st(st_losses, case, wrap_st):
@@ -158,20 +158,20 @@ def test_plistmle_custom_weight_matches_st(st_losses, case, wrap_st):
         respect_input_order=False,
     )
     ours = losses.get_loss("plistmle", lambda_weight=discount)
-    assert_parity(table, lambda: ours(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: ours(table, batch), st_listwise_call(theirs, batch))
 
 
 def test_plistmle_without_weight_matches_st_listmle(st_losses, case, wrap_st):
     batch, table = case(RAGGED, seed=13, labels="distinct")
     theirs = st_losses.PListMLELoss(wrap_st(table), lambda_weight=None, respect_input_order=False)
-    assert_parity(table, lambda: losses.PListMLELoss(lambda_weight=None)(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: losses.PListMLELoss(lambda_weight=None)(table, batch), st_listwise_call(theirs, batch))
 
 
 def test_plistmle_long_list_matches_st(st_losses, case, wrap_st):
     # > 127 documents: the default weights are rescaled to stay finite.
     batch, table = case([150, 40], seed=14, labels="distinct", scale=0.5)
     theirs = st_losses.PListMLELoss(wrap_st(table), respect_input_order=False)
-    assert_parity(table, lambda: losses.PListMLELoss()(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, lambda: losses.PListMLELoss()(table, batch), st_listwise_call(theirs, batch))
 
 
 # ---------------------------------------------------------------- pointwise / distillation
@@ -191,14 +191,14 @@ def test_bce_matches_st(st_losses, case, wrap_st, pos_weight):
     st_pw = None if pos_weight is None else torch.tensor(pos_weight)
     theirs = st_losses.BinaryCrossEntropyLoss(wrap_st(table), pos_weight=st_pw)
     ours = losses.get_loss("bce", pos_weight=pos_weight)
-    assert_parity(table, lambda: ours(table, batch), lambda: theirs(inputs, labels))
+    check_parity(table, lambda: ours(table, batch), lambda: theirs(inputs, labels))
 
 
 def test_mse_matches_st(st_losses, case, wrap_st):
     batch, table = case(RAGGED, seed=16, labels="teacher")
     inputs, labels = flat_columns(batch)
     theirs = st_losses.MSELoss(wrap_st(table))
-    assert_parity(table, lambda: losses.MSELoss()(table, batch), lambda: theirs(inputs, labels))
+    check_parity(table, lambda: losses.MSELoss()(table, batch), lambda: theirs(inputs, labels))
 
 
 @pytest.mark.parametrize("label_form", ["scores", "margins"])
@@ -208,7 +208,7 @@ def test_margin_mse_matches_st(st_losses, case, wrap_st, label_form):
     teacher = torch.tensor(batch["labels"])
     st_labels = teacher if label_form == "scores" else teacher[:, :1] - teacher[:, 1:]
     theirs = st_losses.MarginMSELoss(wrap_st(table))
-    assert_parity(table, lambda: losses.MarginMSELoss()(table, batch), lambda: theirs(columns, st_labels))
+    check_parity(table, lambda: losses.MarginMSELoss()(table, batch), lambda: theirs(columns, st_labels))
 
 
 def test_margin_mse_ragged_equals_st_per_row_weighting(st_losses, case, wrap_st):
@@ -244,11 +244,11 @@ def test_mnrl_matches_st(st_losses, case, wrap_st, hard, num_negatives, scale, a
         wrap_st(table), num_negatives=num_negatives, scale=scale, activation_fn=st_act
     )
     ours = losses.MultipleNegativesRankingLoss(scale=scale, num_negatives=num_negatives, activation=activation)
-    assert_parity(table, lambda: ours(table, batch), lambda: theirs(columns, None))
+    check_parity(table, lambda: ours(table, batch), lambda: theirs(columns, None))
 
 
 def test_cached_mnrl_matches_st_cached(st_losses, case, wrap_st):
     batch, table, columns = mnrl_case(case, hard=1, n_queries=5, seed=20)
     theirs = st_losses.CachedMultipleNegativesRankingLoss(wrap_st(table), num_negatives=None, mini_batch_size=3)
     ours = losses.get_loss("cached_mnrl", num_negatives=None, mini_batch_size=4)
-    assert_parity(table, lambda: ours(table, batch), lambda: theirs(columns, None))
+    check_parity(table, lambda: ours(table, batch), lambda: theirs(columns, None))

@@ -22,7 +22,7 @@ def post(server, body, path="/rerank", **kwargs):
         return c.post(path, content=content, headers={"content-type": "application/json"}, **kwargs)
 
 
-def assert_error(r, status, error, fragment=""):
+def check_error(r, status, error, fragment=""):
     assert r.status_code == status, r.text
     body = r.json()
     assert set(body) == {"error", "detail"} and body["error"] == error, body
@@ -47,17 +47,17 @@ def assert_error(r, status, error, fragment=""):
     ],
 )
 def test_invalid_requests(limited, body, fragment):
-    assert_error(post(limited, body), 400, "invalid_request", fragment)
+    check_error(post(limited, body), 400, "invalid_request", fragment)
 
 
 def test_invalid_json(limited):
-    assert_error(post(limited, b'{"query": "q", '), 400, "invalid_json", "not valid JSON")
-    assert_error(post(limited, b"\xff\xfe"), 400, "invalid_json")
+    check_error(post(limited, b'{"query": "q", '), 400, "invalid_json", "not valid JSON")
+    check_error(post(limited, b"\xff\xfe"), 400, "invalid_json")
 
 
 def test_body_too_large(limited):
     big = {"query": "q", "documents": ["x" * 150] * 3, "pad": "y" * 3000}
-    assert_error(post(limited, big), 413, "body_too_large", "the limit is 2000")
+    check_error(post(limited, big), 413, "body_too_large", "the limit is 2000")
 
     def chunks():  # no Content-Length: counted while streaming
         data = json.dumps(big).encode()
@@ -65,23 +65,23 @@ def test_body_too_large(limited):
             yield data[i : i + 500]
 
     with httpx.Client(base_url=limited.url, timeout=30) as c:
-        assert_error(c.post("/rerank", content=chunks()), 413, "body_too_large")
+        check_error(c.post("/rerank", content=chunks()), 413, "body_too_large")
         assert c.post("/rerank", json={"query": "q", "documents": DOCS}).status_code == 200  # still serving
 
 
 def test_tei_truncate_false_refuses_long_pairs(start_server, tiny_ce):
     server = start_server(tiny_ce)
     long_text = "word " * (tiny_ce.max_length + 10)
-    assert_error(post(server, {"query": "q", "texts": ["short", long_text], "truncate": False}), 413, "input_too_long", "texts[1]")
+    check_error(post(server, {"query": "q", "texts": ["short", long_text], "truncate": False}), 413, "input_too_long", "texts[1]")
     assert post(server, {"query": "q", "texts": ["short", long_text], "truncate": True}).status_code == 200
     assert post(server, {"query": "q", "texts": ["short", long_text]}).status_code == 200  # cut by default
 
 
 def test_unknown_path_and_method(limited):
     with httpx.Client(base_url=limited.url) as c:
-        assert_error(c.get("/nowhere"), 404, "not_found")
-        assert_error(c.get("/rerank"), 405, "method_not_allowed")
-        assert_error(c.post("/health"), 405, "method_not_allowed")
+        check_error(c.get("/nowhere"), 404, "not_found")
+        check_error(c.get("/rerank"), 405, "method_not_allowed")
+        check_error(c.post("/health"), 405, "method_not_allowed")
 
 
 def test_queue_full_answers_429(start_server, gated):
@@ -92,7 +92,7 @@ def test_queue_full_answers_429(start_server, gated):
     first.start()
     assert gated.entered.wait(10)
     r = post(server, {"query": "q", "documents": DOCS})
-    assert_error(r, 429, "queue_full", "max_queue=1")
+    check_error(r, 429, "queue_full", "max_queue=1")
     assert r.headers["retry-after"] == "1"
     gated.gate.set()
     first.join(30)
@@ -104,7 +104,7 @@ def test_timeout_answers_504(start_server, gated, metric):
     server = start_server(gated, timeout_s=0.3)
     gated.gate.clear()
     start = time.perf_counter()
-    assert_error(post(server, {"query": "q", "documents": DOCS}), 504, "timeout", "timeout_s=0.3")
+    check_error(post(server, {"query": "q", "documents": DOCS}), 504, "timeout", "timeout_s=0.3")
     assert time.perf_counter() - start < 5
     gated.gate.set()
     assert post(server, {"query": "q", "documents": DOCS}).status_code == 200
@@ -117,7 +117,7 @@ def test_timeout_answers_504(start_server, gated, metric):
 def test_model_failure_answers_500_and_server_lives_on(start_server, gated):
     server = start_server(gated)
     gated.fail = RuntimeError("out of memory")
-    assert_error(post(server, {"query": "q", "documents": DOCS}), 500, "internal_error", "out of memory")
+    check_error(post(server, {"query": "q", "documents": DOCS}), 500, "internal_error", "out of memory")
     gated.fail = None
     assert post(server, {"query": "q", "documents": DOCS}).status_code == 200
 
@@ -131,7 +131,7 @@ def test_api_key(start_server, tiny_ce, metric):
                              ("GET", "/metrics"), ("GET", "/info"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/nowhere")]:
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}, {"Authorization": "Basic s3cret"}):
                 r = c.request(method, path, json=body if method == "POST" else None, headers=headers)
-                assert_error(r, 401, "unauthorized", "Authorization: Bearer")
+                check_error(r, 401, "unauthorized", "Authorization: Bearer")
                 assert r.headers["www-authenticate"] == "Bearer"
         assert c.get("/health").status_code == 200  # open, for load balancers
         assert c.post("/rerank", json=body, headers=good).status_code == 200
