@@ -70,5 +70,5 @@ def test_crossrank_saved_model_keeps_activation_in_sentence_transformers(minilm_
     sig = CrossEncoder(minilm_ce.path, max_length=128, activation="sigmoid")
     sig.save(tmp_path / "sig")
     st = STCrossEncoder(str(tmp_path / "sig"))
-    assert st.max_length == 128
+    assert st.max_seq_length == 128
     np.testing.assert_allclose(st.predict(dl19_pairs[:32], show_progress_bar=False), sig.predict(dl19_pairs[:32]), atol=1e-4)
