@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
     p.add_argument("--output", required=True, help="reranked run to write")
     p.add_argument("--format", choices=["trec", "msmarco"], default="trec")
     p.add_argument("--tag", default="crossrank")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=None, help="pairs per batch (default: bounded by a token budget)")
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--device", default=None)
     p.set_defaults(func=run_rerank)

@@ -79,7 +79,7 @@ class FusedReranker:
         p_emb = self.dense.encode(texts, show_progress=False)
         return [p_emb[[index[p] for p in docs]] @ q_emb[i] for i, docs in enumerate(candidate_lists)]
 
-    def rerank_many(self, queries, candidate_lists, first_stage=None, batch_size: int = 32, show_progress_bar=None,
+    def rerank_many(self, queries, candidate_lists, first_stage=None, batch_size: int | None = None, show_progress_bar=None,
                     activation=None) -> list[np.ndarray]:
         ce = self.cross_encoder.rerank_many(queries, candidate_lists, batch_size=batch_size, show_progress_bar=show_progress_bar)
         dense = self.dense_scores(queries, candidate_lists) if self.weights.dense else [None] * len(queries)

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 class RerankConfig:
     format: str = "trec"  # trec or msmarco
     tag: str = "crossrank"
-    batch_size: int = 32
+    batch_size: int | None = None  # None: batches bounded by the model's token budget
     chunk_pairs: int = 2048  # pairs scored per batched pass (several queries at once)
     show_progress: bool | None = None
 

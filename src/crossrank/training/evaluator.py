@@ -24,7 +24,7 @@ class RerankingEvaluator:
     metrics: Sequence[str] = ("RR@10", "nDCG@10", "AP")
     relevance_level: int = 1
     add_positives: bool = False
-    batch_size: int = 64
+    batch_size: int | None = None  # None: the model's token budget decides
     history: list[dict] = field(default_factory=list)
 
     def rerank(self, model) -> dict[str, dict[str, float]]:

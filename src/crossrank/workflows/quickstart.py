@@ -121,7 +121,7 @@ class Scored:
         return {q: {d: float(s) for d, s in zip(docs, vals)} for q, docs, vals in zip(self.qids, self.doc_ids, values)}
 
 
-def score_candidates(candidates, model, dense, batch_size: int = 32) -> tuple[Scored, float]:
+def score_candidates(candidates, model, dense, batch_size: int | None = None) -> tuple[Scored, float]:
     """Cross-encoder, dense and first-stage scores of candidate lists; returns pairs/s of the cross-encoder."""
     from crossrank.model.fusion import FusedReranker
 
