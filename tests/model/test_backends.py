@@ -106,12 +106,12 @@ def test_half_weights_run_in_their_dtype(tiny_copy):
 
 
 def test_cpu_bf16_is_chosen_by_measurement_not_by_flag(tiny_copy, monkeypatch, caplog):
-    monkeypatch.setattr(selection, "cpu_bf16_speedup", lambda refresh=False: 0.8)
+    monkeypatch.setattr(selection, "model_bf16_speedup", lambda ce, refresh=False: 0.8)
     with caplog.at_level(logging.WARNING):
         slow = CrossEncoder(tiny_copy, precision="bf16")
     assert slow.precision == "fp32" and "measured 0.80x" in caplog.text
     caplog.clear()
-    monkeypatch.setattr(selection, "cpu_bf16_speedup", lambda refresh=False: 2.0)
+    monkeypatch.setattr(selection, "model_bf16_speedup", lambda ce, refresh=False: 2.0)
     with caplog.at_level(logging.WARNING):
         fast = CrossEncoder(tiny_copy, precision="bf16")
     assert fast.precision == "bf16" and fast.inference_backend.lossy
@@ -119,15 +119,17 @@ def test_cpu_bf16_is_chosen_by_measurement_not_by_flag(tiny_copy, monkeypatch, c
     np.testing.assert_allclose(fast.predict(PAIRS), slow.predict(PAIRS), atol=0.05)
 
 
-def test_bf16_measurement_is_cached_per_host(tmp_path):
-    from crossrank.model.backends import cpu_bf16_speedup
+def test_bf16_measurement_times_the_model_and_is_cached(tiny_copy, tmp_path):
+    from crossrank.model.backends import model_bf16_speedup
     from crossrank.model.backends.base import read_json
 
-    first = cpu_bf16_speedup()
-    cached = read_json(tmp_path / "cache" / "host.json")
-    (entry,) = cached.values()
-    assert entry["speedup"] == round(first, 3) and entry["host"]["torch_capability"]
-    assert cpu_bf16_speedup() == entry["speedup"]  # read back, not measured again
+    ce = CrossEncoder(tiny_copy)
+    first = model_bf16_speedup(ce)
+    cached = read_json(tmp_path / "cache" / "precision.json")
+    (key, entry) = next(iter(cached.items()))
+    assert key.endswith("|16x128|inference") and entry["host"]["torch_capability"]
+    assert first == pytest.approx(entry["seconds"]["fp32"] / entry["seconds"]["bf16"])
+    assert model_bf16_speedup(ce) == first  # read back, not measured again
 
 
 def test_torch_int8_quantises_a_copy_and_follows_weight_changes(tiny_copy):

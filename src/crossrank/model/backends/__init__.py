@@ -19,8 +19,9 @@ The rules when `backend` / `precision` are left out (None or "auto"):
    exported implicitly); and ONNX measured >= 1.10x torch's pairs/s on this host (16 x 128-token
    batch, measured once per host and cached in MODEL/onnx/timings.json; `crossrank export`
    measures it). int8 runs on ONNX when a current int8 export is there, else on torch.
-3. bf16 on CPU is never chosen from a CPU flag: a 384x1536 Linear is timed once per host (cached
-   in $CROSSRANK_CACHE/host.json, default ~/.cache/crossrank); where bf16 autocast is not >= 1.25x
+3. bf16 on CPU is never chosen from a CPU flag: the model's own forward pass is timed in fp32 and
+   bf16 once per host kind and model shape (`precision.choose_precision`, cached in
+   $CROSSRANK_CACHE/precision.json, default ~/.cache/crossrank); where bf16 autocast is not >= 1.25x
    fp32, asking for bf16 logs a warning and scores in fp32 (exact, and faster there).
 4. Lossy paths (bf16 on CPU, int8) are trusted through `crossrank export --check` (see
    `fidelity`): without a passing record for these weights on this host kind, loading one logs a
@@ -37,7 +38,7 @@ from crossrank.model.backends.onnx_backend import OnnxBackend, onnx_available, o
 from crossrank.model.backends.selection import (
     BF16_MIN_SPEEDUP,
     ONNX_MIN_SPEEDUP,
-    cpu_bf16_speedup,
+    model_bf16_speedup,
     create_backend,
     ensure_export,
     onnx_timings,
@@ -57,7 +58,7 @@ __all__ = [
     "TorchBackend",
     "check_fidelity",
     "compare_runs",
-    "cpu_bf16_speedup",
+    "model_bf16_speedup",
     "cpu_info",
     "create_backend",
     "ensure_export",

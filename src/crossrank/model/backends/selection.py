@@ -59,44 +59,16 @@ def fidelity_warnings(enabled: bool):
 
 
 # ---------------------------------------------------------------------------------- measurements
-def cpu_bf16_speedup(refresh: bool = False) -> float:
-    """fp32 time / bf16-autocast time of one Linear 384->1536 on 2,048 rows on this host (one thread).
+def model_bf16_speedup(ce, refresh: bool = False) -> float:
+    """fp32 time / bf16-autocast time of this model's forward pass (16 x 128 tokens) on this host.
 
-    Measured once per host (CPU model, flags, torch version, threads) and cached in
-    $CROSSRANK_CACHE/host.json: a CPU flag alone misleads (an AVX512-BF16 Xeon ran bf16 slower).
+    Timed on the model itself, alternating, once per host kind and model shape (cached in
+    $CROSSRANK_CACHE/precision.json): a CPU flag alone misleads (an AVX512-BF16 Xeon ran bf16 slower).
     """
-    path = cache_dir() / "host.json"
-    key = f"bf16_linear_speedup:{host_key()}"
-    cached = read_json(path).get(key)
-    if isinstance(cached, dict) and not refresh:
-        return float(cached["speedup"])
-    layer = torch.nn.Linear(384, 1536)
-    x = torch.randn(2048, 384)
+    from crossrank.model.backends.precision import choose_precision
 
-    def timed(bf16: bool) -> float:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            start = time.perf_counter()
-            layer(x)
-            return time.perf_counter() - start
-
-    # one thread: the kernels' speed ratio is what is measured, and a single-threaded GEMM is
-    # far less disturbed by other processes on a shared host than a multi-threaded one
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        timed(False), timed(True)  # warm-up
-        runs = [(timed(False), timed(True)) for _ in range(5)]  # alternating, best of each kept
-        fp32 = min(a for a, _ in runs)
-        bf16 = min(b for _, b in runs)
-        speedup = fp32 / max(bf16, 1e-9)
-    except RuntimeError:  # no bf16 kernels at all
-        fp32 = bf16 = float("nan")
-        speedup = 0.0
-    finally:
-        torch.set_num_threads(threads)
-    update_json(path, key, {"speedup": round(speedup, 3), "fp32_s": fp32, "bf16_s": bf16, "host": cpu_info(),
-                            "measured": time.strftime("%Y-%m-%d %H:%M:%S")})
-    return speedup
+    choice = choose_precision(ce.model, rows=16, width=128, mode="inference", allowed=("fp32", "bf16"), refresh=refresh)
+    return choice.speedup("bf16")
 
 
 def _synthetic_batch(model, uses_token_types: bool, rows: int = 16, width: int = 128) -> dict[str, np.ndarray]:
@@ -196,7 +168,7 @@ def create_backend(ce, backend: str | None = None, precision: str | None = None)
         p, reason = want_p, "requested"
 
     if p == "bf16" and device.type == "cpu":
-        speedup = cpu_bf16_speedup()
+        speedup = model_bf16_speedup(ce)
         if speedup < BF16_MIN_SPEEDUP:
             logger.warning(
                 "bf16 was asked for, but on this host (%s) bf16 autocast measured %.2fx the speed of fp32 "
