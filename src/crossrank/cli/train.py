@@ -8,12 +8,12 @@ import yaml
 # flag -> dotted config key; every flag overrides the YAML value
 FLAGS = {
     "model": "model", "output_dir": "output_dir", "loss": "loss", "batch_size": "batch_size",
-    "learning_rate": "learning_rate", "warmup_ratio": "warmup_ratio", "epochs": "epochs",
+    "learning_rate": "learning_rate", "head_learning_rate": "head_learning_rate", "warmup_ratio": "warmup_ratio", "epochs": "epochs",
     "max_steps": "max_steps", "max_length": "max_length", "seed": "seed", "precision": "precision",
     "save_steps": "save_steps", "gradient_accumulation": "gradient_accumulation",
     "format": "data.format", "queries": "data.queries", "corpus": "data.corpus", "qrels": "data.qrels",
     "run": "data.run", "triples": "data.triples", "split": "data.split", "num_negatives": "data.num_negatives",
-    "teacher": "data.teacher", "eval_steps": "eval.steps",
+    "teacher": "data.teacher", "eval_steps": "eval.steps", "stop_on_collapse": "stop_on_collapse",
 }
 
 
@@ -28,12 +28,17 @@ def add_parser(sub) -> None:
     p.add_argument("--loss", help="bce, mse, ranknet, margin_mse, listnet, listmle, plistmle, lambda, grouped_ce, mnrl, cached_mnrl")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
+    p.add_argument("--head-learning-rate", type=float, help="learning rate of the scoring head (pooler + classifier)")
     p.add_argument("--warmup-ratio", type=float)
     p.add_argument("--epochs", type=float)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--max-length", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="default auto: each precision the device supports is timed on the model and the fastest used")
+    p.add_argument("--check-data", action="store_true", help="print the data check (figures, problems, first-stage baseline) and stop")
+    p.add_argument("--stop-on-collapse", action="store_true", default=None,
+                   help="end the run when scores collapse or training diverges, keeping the best checkpoint")
     p.add_argument("--save-steps", type=int)
     p.add_argument("--gradient-accumulation", type=int)
     p.add_argument("--format", choices=["pairs", "tuples", "lists", "groups"], help="training example shape")
@@ -77,9 +82,19 @@ def run(args: argparse.Namespace) -> int:
     from crossrank.training.trainer import train
 
     config = TrainConfig.from_dict(settings_from_args(args), source=args.config or "flags")
+    if args.check_data:
+        from crossrank.training.trainer import prepare
+
+        *_, check = prepare(config)
+        print(check.table())
+        check.raise_problems()
+        return 0
     result = train(config, resume=args.resume)
     print(f"model saved to {result.model_dir} after {result.global_step} steps "
           f"({result.train_seconds:.0f} s, {result.pairs_per_second:.1f} pairs/s)")
     if result.best_metric is not None:
         print(f"best {config.eval.metric_for_best}: {result.best_metric:.4f}")
+    for symptom in result.symptoms:
+        print(f"WARNING: {symptom.message()}")
+    print(f"training report: {config.output_dir}/training_report.md")
     return 0

@@ -136,6 +136,12 @@ class RankingLoss(nn.Module):
 
     name: str = "ranking_loss"
     needs_labels: bool = True
+    #: passages each example must have (2: the loss compares passages of one query)
+    min_passages: int = 2
+    #: the first passage of each list is taken as the positive (labels unused)
+    positive_first: bool = False
+    #: labels are a teacher's scores, not relevance grades
+    teacher_targets: bool = False
 
     def forward(self, scorer: Scorer, batch: Mapping[str, Any]) -> Tensor:
         queries, passages, labels = validate_batch(self.name, batch, need_labels=self.needs_labels)

@@ -18,6 +18,8 @@ class MSELoss(RankingLoss):
     """MSE between the student's logits and the teacher's scores (sentence-transformers' ``MSELoss``)."""
 
     name = "mse"
+    min_passages = 1
+    teacher_targets = True
 
     def compute(self, scores: Tensor, labels: Tensor | None, mask: Tensor) -> Tensor:
         return F.mse(scores, labels, mask)
@@ -34,6 +36,7 @@ class MarginMSELoss(RankingLoss):
     """
 
     name = "margin_mse"
+    teacher_targets = True
 
     def compute(self, scores: Tensor, labels: Tensor | None, mask: Tensor) -> Tensor:
         return F.margin_mse(scores, labels, mask)

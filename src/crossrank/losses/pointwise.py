@@ -18,6 +18,7 @@ class BCELoss(RankingLoss):
     """
 
     name = "bce"
+    min_passages = 1
 
     def __init__(self, pos_weight: float | Tensor | None = None) -> None:
         super().__init__()

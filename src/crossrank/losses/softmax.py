@@ -20,6 +20,7 @@ class GroupedCELoss(RankingLoss):
     """
 
     name = "grouped_ce"
+    positive_first = True
     needs_labels = False
 
     def __init__(self, temperature: float = 1.0) -> None:
@@ -76,6 +77,8 @@ class MultipleNegativesRankingLoss(RankingLoss):
     """
 
     name = "mnrl"
+    min_passages = 1  # in-batch negatives
+    positive_first = True
     needs_labels = False
 
     def __init__(

@@ -62,13 +62,15 @@ class TrainConfig:
     batch_size: int = 16
     gradient_accumulation: int = 1
     learning_rate: float = 2e-5
+    head_learning_rate: float | None = None  # the scoring head's own rate (a new head learns little at 2e-5)
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     epochs: float = 1.0
     max_steps: int = -1
     max_length: int = 256
     seed: int = 12
-    precision: str = "fp32"  # fp32, bf16, fp16
+    precision: str = "auto"  # auto (measured on this host), fp32, bf16, fp16
+    stop_on_collapse: bool = False  # end the run on collapse or divergence, keeping the best checkpoint
     logging_steps: int = 10
     save_steps: int = 500
     save_total_limit: int = 2
@@ -105,8 +107,8 @@ class TrainConfig:
         for name in ("batch_size", "gradient_accumulation", "max_length", "logging_steps", "save_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train config: `{name}` must be >= 1, but got {getattr(self, name)}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"train config: `precision` must be fp32, bf16 or fp16, but got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"train config: `precision` must be auto, fp32, bf16 or fp16, but got {self.precision!r}")
         if self.data.format not in ("pairs", "tuples", "lists", "groups"):
             raise ValueError(f"train config: `data.format` must be pairs, tuples, lists or groups, but got {self.data.format!r}")
 

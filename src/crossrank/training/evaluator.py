@@ -44,12 +44,25 @@ class RerankingEvaluator:
         return run
 
     def __call__(self, model) -> dict[str, float]:
+        result = self.measure(self.rerank(model))
+        self.history.append(result)
+        return result
+
+    def measure(self, run: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
         from crossrank.evaluation import evaluate
 
         qrels = {q: dict(self.qrels[q]) for q in self.candidates if q in self.qrels}
-        result = evaluate(qrels, self.rerank(model), metrics=list(self.metrics), relevance_level=self.relevance_level)
-        self.history.append(result)
-        return result
+        return evaluate(qrels, {q: dict(d) for q, d in run.items()}, metrics=list(self.metrics), relevance_level=self.relevance_level)
+
+    def first_stage(self) -> dict[str, float]:
+        """The metrics of the candidates' own order: the number a reranker has to beat."""
+        return self.measure({q: {d: float(-rank) for rank, d in enumerate(docs)} for q, docs in self.candidates.items()})
+
+    def without_relevant(self) -> int:
+        """Queries none of whose candidates is relevant: no reranking can help them."""
+        return sum(
+            not any(self.qrels.get(q, {}).get(d, 0) >= self.relevance_level for d in docs) for q, docs in self.candidates.items()
+        )
 
 
 @dataclass
@@ -68,3 +81,21 @@ class MultiDatasetEvaluator:
         for metric, values in per_metric.items():
             out[metric] = float(np.mean(values))
         return out
+
+    @property
+    def candidates(self) -> dict[str, Sequence[str]]:
+        return {f"{ev.name}/{q}": docs for ev in self.evaluators for q, docs in ev.candidates.items()}
+
+    def first_stage(self) -> dict[str, float]:
+        """The candidates' own order on every set, as `name/metric`, and the mean per metric."""
+        out: dict[str, float] = {}
+        per_metric: dict[str, list[float]] = {}
+        for ev in self.evaluators:
+            for metric, value in ev.first_stage().items():
+                out[f"{ev.name}/{metric}"] = value
+                per_metric.setdefault(metric, []).append(value)
+        out.update({metric: float(np.mean(values)) for metric, values in per_metric.items()})
+        return out
+
+    def without_relevant(self) -> int:
+        return sum(ev.without_relevant() for ev in self.evaluators)

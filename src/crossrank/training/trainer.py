@@ -8,18 +8,30 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from crossrank.model import CrossEncoder
 from crossrank.training.config import TrainConfig
+from crossrank.training.data_check import DataCheck, check_data
 from crossrank.training.examples import TrainingExample, collate
+from crossrank.training.monitor import (
+    MonitorCallback,
+    MonitorConfig,
+    Symptom,
+    TrainingMonitor,
+    chance_loss,
+    spread_probe,
+    within_list_spread,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,23 +39,56 @@ logger = logging.getLogger(__name__)
 class RerankerTrainer(Trainer):
     """transformers' Trainer whose loss is a crossrank ranking loss over lists of passages."""
 
-    def __init__(self, cross_encoder: CrossEncoder, loss, evaluator=None, **kwargs):
+    def __init__(self, cross_encoder: CrossEncoder, loss, evaluator=None, monitor: TrainingMonitor | None = None,
+                 head_learning_rate: float | None = None, **kwargs):
         if evaluator is not None:
             # the evaluator carries its own queries and candidates; the Trainer only needs to know one exists
             kwargs["eval_dataset"] = list(getattr(evaluator, "candidates", None) or [0])
+        if monitor is not None:
+            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [MonitorCallback(monitor)]
         super().__init__(model=cross_encoder.model, processing_class=cross_encoder.tokenizer, data_collator=collate, **kwargs)
         self.cross_encoder = cross_encoder
         self.loss = loss
         self.evaluator = evaluator
+        self.monitor = monitor
+        self.head_learning_rate = head_learning_rate
+
+    def create_optimizer(self, model=None):
+        """The engine's optimizer; with `head_learning_rate`, the scoring head (pooler and classifier)
+        gets its own learning rate: a freshly initialised head learns little at a body's 2e-5."""
+        opt_model = self.model if model is None else model
+        if self.optimizer is not None or not self.head_learning_rate:
+            return super().create_optimizer(model)
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, param in opt_model.named_parameters():
+            if param.requires_grad:
+                groups.setdefault((is_head_parameter(name), name in decay), []).append(param)
+        param_groups = [
+            {"params": params, "weight_decay": self.args.weight_decay if decays else 0.0, **({"lr": self.head_learning_rate} if head else {})}
+            for (head, decays), params in groups.items()
+        ]
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
+        return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        scored: list[torch.Tensor] = []
+
         def scorer(pairs):
             features = self.cross_encoder.features([q for q, _ in pairs], [p for _, p in pairs])
-            logits = model(**features).logits.float()
-            return logits.squeeze(-1)
+            logits = model(**features).logits.float().squeeze(-1)
+            scored.append(logits.detach())
+            return logits
 
         batch = {"queries": inputs["queries"], "passages": inputs["passages"], "labels": inputs["targets"]}
         loss = self.loss(scorer, batch)
+        if self.monitor is not None and model.training:
+            flat = torch.cat(scored) if scored else torch.zeros(0)
+            sizes = [len(p) for p in batch["passages"]]
+            if sum(sizes) != len(flat):  # in-batch losses score their own groups
+                sizes = [len(flat)]
+            self.monitor.record_batch(loss.item(), chance_loss(self.loss, batch), within_list_spread(flat, sizes))
         return (loss, None) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -58,6 +103,12 @@ class RerankerTrainer(Trainer):
         return metrics
 
 
+def is_head_parameter(name: str) -> bool:
+    """The scoring head of a sequence classifier: the classifier and the pooler in front of it."""
+    parts = name.split(".")
+    return parts[0] in ("classifier", "score") or "pooler" in parts
+
+
 @dataclass
 class TrainResult:
     model_dir: Path
@@ -66,9 +117,12 @@ class TrainResult:
     pairs_per_second: float
     best_metric: float | None
     log_history: list[dict]
+    precision: str = "fp32"
+    data_check: DataCheck | None = None
+    symptoms: list[Symptom] = field(default_factory=list)
 
 
-def _training_arguments(config: TrainConfig, has_eval: bool) -> TrainingArguments:
+def _training_arguments(config: TrainConfig, has_eval: bool, precision: str | None = None) -> TrainingArguments:
     on_cpu = not torch.cuda.is_available()
     eval_steps = config.eval.steps if (has_eval and config.eval) else None
     save_steps = config.save_steps
@@ -76,6 +130,7 @@ def _training_arguments(config: TrainConfig, has_eval: bool) -> TrainingArgument
         # keeping the best checkpoint needs saves aligned with evaluations
         save_steps = max(eval_steps, (save_steps // eval_steps) * eval_steps)
     best = f"eval_{config.eval.metric_for_best}" if eval_steps else None
+    precision = precision or config.precision
     return TrainingArguments(
         output_dir=config.output_dir,
         per_device_train_batch_size=config.batch_size,
@@ -87,8 +142,8 @@ def _training_arguments(config: TrainConfig, has_eval: bool) -> TrainingArgument
         max_steps=config.max_steps,
         seed=config.seed,
         data_seed=config.seed,
-        bf16=config.precision == "bf16",
-        fp16=config.precision == "fp16",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         logging_steps=config.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if eval_steps else "no",
@@ -107,27 +162,17 @@ def _training_arguments(config: TrainConfig, has_eval: bool) -> TrainingArgument
     )
 
 
-def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExample] | None = None, evaluator=None, callbacks=None) -> TrainResult:
-    """Train a cross-encoder as `config` says; the best (or last) model is saved to `output_dir/model`.
+def prepare(config: TrainConfig, examples: list[TrainingExample] | None = None, evaluator=None):
+    """Examples, evaluator, loss and the data check of a set-up, without loading the model.
 
-    With `resume`, training continues from the last checkpoint in `output_dir` with the same
-    data order, optimizer and scheduler state.
-    """
+    Raises DataCheckError when the set-up cannot work (see `crossrank.training.data_check`)."""
+    from transformers import AutoTokenizer
+
     from crossrank.losses import get_loss
+    from crossrank.model.tokenization import PairTokenizer
     from crossrank.training.datasets import build_evaluator, build_examples
 
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    last = last_complete_checkpoint(out) if resume else None
-    if resume and last is None:
-        logger.warning("--resume: no complete checkpoint in %s yet; starting from the beginning", out)
-    if not resume and get_last_checkpoint(str(out)) is not None:
-        raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or choose another output_dir")
-    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch, rank 0 writes
-    if main_process:
-        _write_json(out / "train_config.json", config.to_dict())
-
-    model = CrossEncoder(resolve_base_model(config.model), max_length=config.max_length, activation=config.activation, seed=config.seed)
+    loss = get_loss(config.loss, **config.loss_options)
     if examples is None:
         examples = build_examples(config.data, seed=config.seed)
     if config.data.teacher:
@@ -136,20 +181,63 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
         examples = apply_teacher_scores(examples, config.data.teacher, config.data.teacher_cache)
     if evaluator is None and config.eval is not None:
         evaluator = build_evaluator(config.eval)
-    loss = get_loss(config.loss, **config.loss_options)
-    logger.info("training %s on %d examples with loss %s", config.model, len(examples), config.loss)
+    with _quiet():
+        tokenizer = PairTokenizer(AutoTokenizer.from_pretrained(resolve_base_model(config.model)), config.max_length)
+    check = check_data(examples, loss, tokenizer, config.max_length, evaluator, seed=config.seed)
+    return examples, evaluator, loss, check
 
+
+def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExample] | None = None, evaluator=None,
+          callbacks=None, verbose: bool = True) -> TrainResult:
+    """Train a cross-encoder as `config` says; the best (or last) model is saved to `output_dir/model`.
+
+    Before the model is loaded, a data check is printed (and training refused when it cannot
+    work); the precision is measured when `config.precision` is "auto"; the run is watched for
+    collapse and divergence (`crossrank.training.monitor`). `output_dir/training_report.md` holds
+    all three. With `resume`, training continues from the last checkpoint in `output_dir` with the
+    same data order, optimizer and scheduler state.
+    """
+    out = Path(config.output_dir)
+    last = last_complete_checkpoint(out) if resume and out.exists() else None
+    if resume and last is None:
+        logger.warning("--resume: no complete checkpoint in %s yet; starting from the beginning", out)
+    if not resume and out.exists() and get_last_checkpoint(str(out)) is not None:
+        raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or choose another output_dir")
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch, rank 0 writes
+    examples, evaluator, loss, check = prepare(config, examples, evaluator)
+    if verbose and main_process:
+        print(check.table(), flush=True)
+    check.raise_problems()
+    out.mkdir(parents=True, exist_ok=True)
+    if main_process:
+        _write_json(out / "train_config.json", config.to_dict())
+
+    model = CrossEncoder(resolve_base_model(config.model), max_length=config.max_length, activation=config.activation, seed=config.seed)
+    precision, why = _resolve_precision(config, model, examples, check)
+    if verbose and main_process:
+        print(f"precision: {precision} ({why})", flush=True)
+    logger.info("training %s on %d examples with loss %s in %s", config.model, len(examples), config.loss, precision)
+
+    monitor = TrainingMonitor(
+        MonitorConfig(stop_on_collapse=config.stop_on_collapse, metric=config.eval.metric_for_best if config.eval else "nDCG@10"),
+        probe=spread_probe(evaluator, examples, model), baseline=check.baseline,
+    )
+    args = _training_arguments(config, evaluator is not None, precision)
     trainer = RerankerTrainer(
         model,
         loss,
         evaluator=evaluator,
-        args=_training_arguments(config, evaluator is not None),
+        monitor=monitor,
+        head_learning_rate=config.head_learning_rate,
+        args=args,
         train_dataset=[e.as_dict() for e in examples],
-        callbacks=callbacks,
+        callbacks=[_WarmupStart(monitor, config.warmup_ratio)] + list(callbacks or []),
     )
     start = time.perf_counter()
     state = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
+    if config.stop_on_collapse and monitor.symptoms and trainer.state.best_model_checkpoint is None:
+        _restore_before(model, out, min(s.onset for s in monitor.symptoms))
     model_dir = out / "model"
     if trainer.is_world_process_zero():
         model.save(model_dir)
@@ -157,9 +245,65 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
         state.global_step * config.batch_size * config.gradient_accumulation * _mean_list_size(examples)
     )
     history = trainer.state.log_history
+    result = TrainResult(model_dir, state.global_step, seconds, pairs / max(seconds, 1e-9), trainer.state.best_metric, history,
+                         precision, check, list(monitor.symptoms))
     if trainer.is_world_process_zero():
         _write_json(out / "log_history.json", history)
-    return TrainResult(model_dir, state.global_step, seconds, pairs / max(seconds, 1e-9), trainer.state.best_metric, history)
+        _write_json(out / "diagnostics.json", {"precision": precision, "precision_reason": why, **monitor.as_dict()})
+        _write_text(out / "training_report.md", training_report(config, result, why))
+    return result
+
+
+def training_report(config: TrainConfig, result: TrainResult, precision_reason: str) -> str:
+    lines = [f"# Training report: {config.model}, {config.loss} loss", "", "## Data check", "", result.data_check.markdown(), "",
+             "## Run", "", f"- steps: {result.global_step}; {result.train_seconds:.0f} s; {result.pairs_per_second:.1f} pairs/s",
+             f"- precision: {result.precision} ({precision_reason})"]
+    if result.best_metric is not None and config.eval:
+        lines.append(f"- best {config.eval.metric_for_best}: {result.best_metric:.4f}")
+    lines += ["", "## Health", ""]
+    if result.symptoms:
+        lines += [f"- **WARNING** {s.message()}" for s in result.symptoms]
+    else:
+        lines.append("- no symptom of collapse, chance-level loss or divergence")
+    return "\n".join(lines) + "\n"
+
+
+def _resolve_precision(config: TrainConfig, model: CrossEncoder, examples, check: DataCheck) -> tuple[str, str]:
+    if config.precision != "auto":
+        return config.precision, "set in the config"
+    from crossrank.model.backends.precision import choose_precision
+
+    rows = min(16, max(1, int(config.batch_size * _mean_list_size(examples))))
+    width = max(16, min(config.max_length, int(8 * round(check.median_pair_tokens / 8)) or config.max_length))
+    choice = choose_precision(model.model, rows=rows, width=width, mode="train")
+    if choice.precision == "fp16" and model.device.type != "cuda":
+        return "fp32", choice.reason
+    return choice.precision, f"measured on {rows} x {width}-token training steps: {choice.reason}"
+
+
+class _WarmupStart(TrainerCallback):
+    """Symptoms of collapse count only after the learning-rate warm-up."""
+
+    def __init__(self, monitor: TrainingMonitor, warmup: float):
+        self.monitor, self.warmup = monitor, warmup
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        steps = self.warmup * state.max_steps if self.warmup < 1 else self.warmup
+        self.monitor.config.min_step = int(math.ceil(steps))
+        return control
+
+
+def _restore_before(model: CrossEncoder, out: Path, step: int) -> None:
+    """After a collapse without a best checkpoint: the weights of the last checkpoint saved before it."""
+    from safetensors.torch import load_file
+
+    found = sorted((int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+    before = [p for s, p in found if s < step and (p / "model.safetensors").exists()]
+    if not before:
+        logger.warning("no checkpoint was saved before the symptoms began at step %d: the saved model is the last one", step)
+        return
+    model.model.load_state_dict(load_file(str(before[-1] / "model.safetensors")), strict=False)
+    logger.warning("restored the weights of %s, saved before the symptoms began at step %d", before[-1].name, step)
 
 
 def resolve_base_model(name: str) -> str:
@@ -193,6 +337,24 @@ def last_complete_checkpoint(out: Path) -> str | None:
 
 def _mean_list_size(examples: list[TrainingExample]) -> float:
     return sum(len(e.passages) for e in examples) / max(len(examples), 1)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@contextmanager
+def _quiet():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _write_json(path: Path, content) -> None:

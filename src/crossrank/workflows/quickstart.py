@@ -39,7 +39,7 @@ class QuickstartConfig:
     num_negatives: int = 7
     max_length: int = 192
     eval_steps: int = 40
-    precision: str = "auto"  # auto: bf16 where the host runs it faster, else fp32
+    precision: str = "auto"  # auto: each precision timed on the model's training step, the fastest used
     dl19_depth: int = 100
     scifact_depth: int = 30  # 100 doubles the run time on a 2-core CPU; --scifact-depth 100 for the full job
     scifact_max_length: int = 128
@@ -59,38 +59,6 @@ def check_data(data: Path) -> None:
             "Pass --data DIR (or set CROSSRANK_DATA) to the folder holding msmarco-dev600/, trec-dl19/ and scifact/. "
             f"The official TREC DL19 and SciFact files can be fetched with `crossrank download`. {hint}".strip()
         )
-
-
-def choose_precision(requested: str) -> str:
-    """bf16 only where this host trains faster with it: a CPU flag alone misleads (bf16 is slower on
-    AVX2-only hosts and on some AVX-512 ones), so time a two-layer MiniLM-shaped model both ways, alternating."""
-    if requested != "auto":
-        return requested
-    import statistics
-
-    import torch
-
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    from transformers import BertConfig, BertForSequenceClassification
-
-    config = BertConfig(hidden_size=384, num_attention_heads=12, intermediate_size=1536, num_hidden_layers=2, num_labels=1)
-    model = BertForSequenceClassification(config)  # a MiniLM-shaped slice: what training runs
-    ids = torch.randint(1000, 2000, (16, 96))
-
-    def timed(bf16: bool) -> float:
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(input_ids=ids).logits
-        logits.float().sum().backward()
-        return time.perf_counter() - start
-
-    timed(False), timed(True)  # warm-up: kernel selection and JIT
-    ratios = [timed(True) / timed(False) for _ in range(5)]
-    ratio = statistics.median(ratios)
-    choice = "bf16" if ratio < 0.8 else "fp32"
-    logger.info("precision probe: bf16/fp32 time ratio %.2f (median of %d) -> %s", ratio, len(ratios), choice)
-    return choice
 
 
 def train_config(cfg: QuickstartConfig, precision: str):
@@ -173,15 +141,15 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     check_data(cfg.data)
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
-    precision = choose_precision(cfg.precision)
     timings: dict[str, float] = {}
 
     # 1. train on the dev600 train split, keep the best checkpoint by tune nDCG@10
-    print(f"[1/4] training {cfg.base_model} on msmarco-dev600 (train split), {cfg.loss} loss, {precision}")
-    tc = train_config(cfg, precision)
+    print(f"[1/4] training {cfg.base_model} on msmarco-dev600 (train split), {cfg.loss} loss")
+    tc = train_config(cfg, cfg.precision)
     start = time.perf_counter()
     result = train(tc, resume=(out / "training").exists() and any((out / "training").glob("checkpoint-*")))
     timings["training_s"] = time.perf_counter() - start
+    precision = result.precision  # measured on this host when cfg.precision is "auto"
     model_dir = out / "model"
     model = CrossEncoder(result.model_dir, dtype="bf16" if precision == "bf16" else None)
     model.save(model_dir)
@@ -250,6 +218,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
         "training": {"steps": result.global_step, "seconds": round(timings["training_s"], 1), "pairs_per_s": round(result.pairs_per_second, 1),
                      "best_tune_nDCG@10": result.best_metric},
         "rerank_pairs_per_s": {k: round(v, 1) for k, v in speeds.items()},
+        "training_symptoms": [sym.name for sym in result.symptoms],
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = table(rows, METRICS)
@@ -266,6 +235,9 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
             "- cross-encoder scoring: " + ", ".join(f"{k} {v:.1f} pairs/s" for k, v in speeds.items()),
             f"- total time: {timings['total_s']:.0f} s",
         ])),
+        ("Training health", "\n".join([f"- **WARNING** {sym.message()}" for sym in result.symptoms]
+                                       or ["- no symptom of collapse, chance-level loss or divergence"])
+         + "\n\nData check and precision choice: `training/training_report.md`."),
         ("Plot", f"![training and per-query results]({png.name})"),
     ])
     print("\n" + text)
