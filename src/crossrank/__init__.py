@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["CrossEncoder", "__version__"]
+__all__ = ["CrossEncoder", "WindowConfig", "__version__"]
 
 
 def __getattr__(name: str):
@@ -11,4 +11,8 @@ def __getattr__(name: str):
         from crossrank.model import CrossEncoder
 
         return CrossEncoder
+    if name == "WindowConfig":
+        from crossrank.model.windows import WindowConfig
+
+        return WindowConfig
     raise AttributeError(f"module 'crossrank' has no attribute {name!r}")

@@ -14,6 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="pairs per batch (default: bounded by a token budget)")
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--device", default=None)
+    add_long_passage_flags(p)
     p.set_defaults(func=run_rerank)
 
     p = sub.add_parser("prepare", help="run + corpus + queries -> rerank JSONL (query_id, query, text_id, text, score)")
@@ -31,6 +32,30 @@ def _add_inputs(p: argparse.ArgumentParser, jsonl: bool = True) -> None:
     p.add_argument("--depth", type=int, default=100, help="candidates per query (default 100)")
 
 
+def add_long_passage_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("long passages (docs/long_passages.md)")
+    g.add_argument("--long-passages", choices=["truncate", "window"], default="truncate",
+                   help="truncate: cut what does not fit max_length (default); window: score overlapping windows and aggregate")
+    g.add_argument("--window-size", type=int, default=None,
+                   help="passage tokens per window (default: what fits beside the query in max_length)")
+    g.add_argument("--window-stride", type=int, default=None, help="tokens between window starts (default: half a window)")
+    g.add_argument("--aggregate", choices=["max", "first", "mean"], default=None,
+                   help="window scores to a passage score: max (MaxP, default), first (FirstP) or mean")
+
+
+def window_from_args(args: argparse.Namespace):
+    """(long_passages, WindowConfig or None) from the flags; ValueError for flags that do not fit together."""
+    given = [f for f, v in (("--window-size", args.window_size), ("--window-stride", args.window_stride),
+                            ("--aggregate", args.aggregate)) if v is not None]
+    if args.long_passages == "truncate":
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to windows only: add --long-passages window")
+        return "truncate", None
+    from crossrank.model.windows import WindowConfig
+
+    return "window", WindowConfig(args.window_size, args.window_stride, args.aggregate or "max")
+
+
 def candidates_from_args(args: argparse.Namespace):
     from crossrank import pipeline
 
@@ -46,9 +71,10 @@ def run_rerank(args: argparse.Namespace) -> int:
     from crossrank import CrossEncoder
     from crossrank.pipeline import RerankConfig, rerank_run
 
+    long_passages, window = window_from_args(args)
     candidates = list(candidates_from_args(args))  # read and checked before the model loads
     model = CrossEncoder(args.model, max_length=args.max_length, device=args.device)
-    config = RerankConfig(format=args.format, tag=args.tag, batch_size=args.batch_size)
+    config = RerankConfig(format=args.format, tag=args.tag, batch_size=args.batch_size, long_passages=long_passages, window=window)
     stats = rerank_run(model, candidates, args.output, config, total_pairs=sum(len(c) for c in candidates))
     print(f"reranked {stats.queries} queries ({stats.pairs} pairs, {stats.pairs_per_second:.1f} pairs/s"
           + (f"; {stats.skipped_queries} done before resume" if stats.skipped_queries else "") + f") -> {args.output}")

@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--timeout-s", type=float, default=60.0, help="per-request timeout; later answers 504 (default 60)")
     p.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when present)")
+    p.add_argument("--long-passages", choices=["truncate", "window"], default="truncate",
+                   help="documents longer than max_length: truncate (default) or score windows and keep the best (MaxP); "
+                        "docs/long_passages.md")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(func=run)
 
@@ -36,7 +39,7 @@ def config_from_args(args: argparse.Namespace):
         api_key=args.api_key if args.api_key is not None else (os.environ.get("CROSSRANK_API_KEY") or None),
         model_name=args.name, max_documents=args.max_documents, max_text_chars=args.max_text_chars,
         max_body_bytes=args.max_body_bytes, max_batch_tokens=args.max_batch_tokens, batch_wait_ms=args.batch_wait_ms,
-        max_queue=args.max_queue, timeout_s=args.timeout_s, access_log=args.access_log,
+        max_queue=args.max_queue, timeout_s=args.timeout_s, access_log=args.access_log, long_passages=args.long_passages,
         log_level="debug" if getattr(args, "verbose", False) else "info",
     )
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from crossrank.model.tokenization import PairTokenizer, pad_batch
+from crossrank.model.tokenization import EncodedPairs, PairTokenizer, pad_batch
 
 # Padded tokens per batch when the caller gives none, by backend. On CPU, smaller batches run
 # faster (cache-resident activations): on DL19 BM25 top-100 pairs with all-MiniLM-L6-v2 (mean ~93
@@ -64,6 +64,7 @@ class BatchStats:
     """What `padded_batches` saw, filled in as it goes (read it after the loop)."""
 
     pairs: int = 0
+    rows: int = 0  # encoded inputs: one per pair, or one per window (see `encode`)
     truncated: int = 0
     batches: int = 0
     padded_tokens: int = 0
@@ -79,23 +80,32 @@ def padded_batches(
     stats: BatchStats | None = None,
     first_chunk: int = FIRST_CHUNK,
     chunk: int = CHUNK,
+    encode: Callable[[Sequence[tuple[str, str]]], EncodedPairs] | None = None,
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """Yield (input positions, padded int64 arrays) for every batch of `pairs`."""
+    """Yield (row positions, padded int64 arrays) for every batch of `pairs`.
+
+    `encode` turns a chunk of pairs into rows; by default one row per pair (`tokenizer.encode`),
+    so row positions are input positions. An `encode` that gives several rows per pair (windows
+    of long passages, `crossrank.model.windows.WindowEncoder`) numbers rows across chunks in order.
+    """
     stats = stats if stats is not None else BatchStats()
     start = 0
+    row = 0
     size = first_chunk
     while start < len(pairs):
         part = pairs[start : start + size]
-        encoded = tokenizer.encode([q for q, _ in part], [p for _, p in part])
+        encoded = encode(part) if encode is not None else tokenizer.encode([q for q, _ in part], [p for _, p in part])
         stats.pairs += len(part)
+        stats.rows += len(encoded)
         stats.truncated += encoded.truncated
         for local in length_sorted_batches(encoded.lengths, batch_size, max_tokens):
             arrays = pad_batch(encoded, local, tokenizer.pad_id, with_token_types=with_token_types)
             stats.batches += 1
             stats.padded_tokens += arrays["input_ids"].size
             stats.real_tokens += int(encoded.lengths[local].sum())
-            yield local + start, arrays
+            yield local + row, arrays
         start += len(part)
+        row += len(encoded)
         size = chunk
 
 

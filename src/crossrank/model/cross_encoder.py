@@ -18,6 +18,7 @@ from crossrank.model.activation import activation_name, activation_path, apply_a
 from crossrank.model.batching import BatchStats, padded_batches, prefetch
 from crossrank.model.loading import check_weight_files, read_stored_settings, resolve_model_path
 from crossrank.model.tokenization import EncodedPairs, PairTokenizer, pad_batch
+from crossrank.model.windows import WindowConfig, WindowEncoder, aggregate, resolve_long_passages
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +209,9 @@ class CrossEncoder:
         activation: str | None = None,
         show_progress_bar: bool | None = None,
         max_tokens_per_batch: int | None = None,
+        *,
+        long_passages: str = "truncate",
+        window: WindowConfig | None = None,
     ) -> np.ndarray:
         """One float32 score per (query, passage) pair, in input order ((n, labels) for several labels).
 
@@ -216,29 +220,57 @@ class CrossEncoder:
         padded tokens (default: the backend's, see `crossrank.model.batching.DEFAULT_MAX_TOKENS`)
         and at most `batch_size` pairs (default: no limit but the token budget), each padded
         only to its own longest pair.
+
+        `long_passages="window"` scores a passage longer than what fits beside its query as
+        overlapping windows and aggregates their logits (`window`, a `WindowConfig`: size, stride,
+        max/first/mean; default what fits, half-window stride, max); windows are batched like
+        pairs. See `crossrank.model.windows`. Needs a one-output model.
         """
         pairs = check_pairs(pairs)
         act = activation_name(activation) or self.activation
+        windows = resolve_long_passages(long_passages, window)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, but got {batch_size}")
         if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
             raise ValueError(f"max_tokens_per_batch must be >= 1, but got {max_tokens_per_batch}")
+        if windows is not None and self.num_labels != 1:
+            raise ValueError(f"long_passages='window' expects a model with one output, but this one has {self.num_labels}")
         if not pairs:
             shape = (0,) if self.num_labels == 1 else (0, self.num_labels)
             return np.zeros(shape, dtype=np.float32)
-        backend = self._ready_backend()
-        budget = max_tokens_per_batch or backend.default_max_tokens
         stats = BatchStats()
-        batches = padded_batches(self.pair_tokenizer, pairs, batch_size, budget, with_token_types=self._uses_token_types, stats=stats)
-        out = np.empty((len(pairs), self.num_labels), dtype=np.float32)
-        with backend.session(), tqdm(total=len(pairs), desc="Scoring", unit="pair", disable=_disable(show_progress_bar)) as bar:
-            for index, arrays in prefetch(batches):
-                out[index] = backend.run(arrays)
-                bar.update(len(index))
-        if stats.truncated:
+        encoder = WindowEncoder(self.pair_tokenizer, windows) if windows is not None else None
+        out = self._score_rows(pairs, encoder, batch_size, max_tokens_per_batch, show_progress_bar, stats)
+        if stats.truncated and encoder is None:
             logger.info("%d of %d pairs were longer than max_length=%d and lost passage tokens", stats.truncated, len(pairs), self.max_length)
+        elif stats.truncated:
+            logger.info("%d of %d pairs have a query that alone fills max_length=%d: scored truncated, without windows",
+                        stats.truncated, len(pairs), self.max_length)
+        if encoder is not None:
+            out = aggregate(out[:, 0], encoder.owner, len(pairs), windows.aggregate)[:, None]
+            if encoder.split:
+                logger.info("%d of %d passages did not fit beside their query in max_length=%d and were split into windows "
+                            "(%d windows scored for %d pairs, aggregate %s)",
+                            encoder.split, len(pairs), self.max_length, stats.rows, len(pairs), windows.aggregate)
         out = apply_activation(torch.from_numpy(out), act).numpy()
         return out[:, 0].copy() if self.num_labels == 1 else out
+
+    def _score_rows(self, pairs, encode, batch_size, max_tokens_per_batch, show_progress_bar, stats: BatchStats) -> np.ndarray:
+        """Logits of every encoded row (a pair, or a window with `encode`), in row order: (rows, labels)."""
+        backend = self._ready_backend()
+        budget = max_tokens_per_batch or backend.default_max_tokens
+        batches = padded_batches(self.pair_tokenizer, pairs, batch_size, budget, with_token_types=self._uses_token_types,
+                                 stats=stats, encode=encode)
+        parts = []
+        total, unit = (len(pairs), "pair") if encode is None else (None, "window")
+        with backend.session(), tqdm(total=total, desc="Scoring", unit=unit, disable=_disable(show_progress_bar)) as bar:
+            for index, arrays in prefetch(batches):
+                parts.append((index, backend.run(arrays)))
+                bar.update(len(index))
+        out = np.empty((stats.rows, self.num_labels), dtype=np.float32)
+        for index, logits in parts:
+            out[index] = logits
+        return out
 
     def rank(
         self,
@@ -249,13 +281,20 @@ class CrossEncoder:
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         activation: str | None = None,
+        *,
+        long_passages: str = "truncate",
+        window: WindowConfig | None = None,
     ) -> list[dict]:
-        """Passages best first as dicts {corpus_id, score[, text]}; equal scores keep input order."""
+        """Passages best first as dicts {corpus_id, score[, text]}; equal scores keep input order.
+
+        `long_passages` and `window` as in `predict`.
+        """
         if not isinstance(query, str):
             raise TypeError(f"rank expects query to be a str, but got {type(query).__name__}")
         if self.num_labels != 1:
             raise ValueError(f"rank expects a model with one output, but this one has {self.num_labels}")
-        scores = self.predict([(query, p) for p in passages], batch_size=batch_size, activation=activation, show_progress_bar=show_progress_bar)
+        scores = self.predict([(query, p) for p in passages], batch_size=batch_size, activation=activation,
+                              show_progress_bar=show_progress_bar, long_passages=long_passages, window=window)
         order = np.argsort(-scores, kind="stable")
         if top_k is not None:
             order = order[:top_k]
@@ -274,12 +313,17 @@ class CrossEncoder:
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         activation: str | None = None,
+        *,
+        long_passages: str = "truncate",
+        window: WindowConfig | None = None,
     ) -> list[np.ndarray]:
-        """Scores of every query's candidates, computed in one length-sorted pass over all pairs."""
+        """Scores of every query's candidates, computed in one length-sorted pass over all pairs
+        (`long_passages` and `window` as in `predict`)."""
         if len(queries) != len(candidate_lists):
             raise ValueError(f"rerank_many expects one candidate list per query, but got {len(queries)} queries and {len(candidate_lists)} lists")
         pairs = [(q, p) for q, docs in zip(queries, candidate_lists) for p in docs]
-        scores = self.predict(pairs, batch_size=batch_size, activation=activation, show_progress_bar=show_progress_bar)
+        scores = self.predict(pairs, batch_size=batch_size, activation=activation, show_progress_bar=show_progress_bar,
+                              long_passages=long_passages, window=window)
         bounds = np.cumsum([0] + [len(docs) for docs in candidate_lists])
         return [scores[bounds[i] : bounds[i + 1]] for i in range(len(queries))]
 

@@ -80,8 +80,10 @@ class FusedReranker:
         return [p_emb[[index[p] for p in docs]] @ q_emb[i] for i, docs in enumerate(candidate_lists)]
 
     def rerank_many(self, queries, candidate_lists, first_stage=None, batch_size: int | None = None, show_progress_bar=None,
-                    activation=None) -> list[np.ndarray]:
-        ce = self.cross_encoder.rerank_many(queries, candidate_lists, batch_size=batch_size, show_progress_bar=show_progress_bar)
+                    activation=None, *, long_passages: str = "truncate", window=None) -> list[np.ndarray]:
+        """Fused scores per query; `long_passages` and `window` go to the cross-encoder (see its `predict`)."""
+        ce = self.cross_encoder.rerank_many(queries, candidate_lists, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                                            long_passages=long_passages, window=window)
         dense = self.dense_scores(queries, candidate_lists) if self.weights.dense else [None] * len(queries)
         if self.weights.first_stage:
             if first_stage is None or any(s is None for fs in first_stage for s in fs):

@@ -13,11 +13,15 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
 from crossrank.data.runs import format_ranked
 from crossrank.pipeline.candidates import Candidates
+
+if TYPE_CHECKING:
+    from crossrank.model.windows import WindowConfig
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +33,20 @@ class RerankConfig:
     batch_size: int | None = None  # None: batches bounded by the model's token budget
     chunk_pairs: int = 2048  # pairs scored per batched pass (several queries at once)
     show_progress: bool | None = None
+    long_passages: str = "truncate"  # or "window": see CrossEncoder.predict
+    window: WindowConfig | None = None  # with long_passages="window"; None: WindowConfig()
+
+    def __post_init__(self) -> None:
+        if self.long_passages != "truncate" or self.window is not None:  # bad settings fail before any work
+            from crossrank.model.windows import resolve_long_passages
+
+            resolve_long_passages(self.long_passages, self.window)
+
+    def scoring_options(self) -> dict:
+        """Keywords for the model's `rerank_many` (none for truncation, so any model fits)."""
+        if self.long_passages == "truncate":
+            return {}
+        return {"long_passages": self.long_passages, "window": self.window}
 
 
 @dataclass
@@ -110,6 +128,7 @@ def rerank_run(model, candidates: Iterable[Candidates], output: str | Path, conf
     ) as bar:
         for chunk in _chunks(candidates, done, config.chunk_pairs):
             extra = {"first_stage": [c.first_stage for c in chunk]} if getattr(model, "uses_first_stage", False) else {}
+            extra.update(config.scoring_options())
             scores = model.rerank_many([c.query for c in chunk], [c.texts for c in chunk], batch_size=config.batch_size,
                                        show_progress_bar=False, **extra)
             for c, s in zip(chunk, scores):

@@ -56,7 +56,8 @@ def create_app(model, config: ServerConfig | None = None) -> Starlette:
     name = config.model_name or Path(str(getattr(model, "path", "crossrank"))).name or "crossrank"
     state = ServingState(
         model=model, config=config, model_name=name, metrics=metrics,
-        batcher=MicroBatcher(model, config.batch_tokens_for(getattr(model, "device", "cpu")), config.batch_wait_ms, metrics),
+        batcher=MicroBatcher(model, config.batch_tokens_for(getattr(model, "device", "cpu")), config.batch_wait_ms, metrics,
+                             long_passages=config.long_passages),
     )
 
     @contextlib.asynccontextmanager
@@ -152,7 +153,7 @@ async def _rerank(state: ServingState, request: Request) -> Response:
 
 async def _score(state: ServingState, req) -> object:
     state.batcher.start()  # no-op once running (started by the lifespan)
-    prepared = await run_in_threadpool(prepare_pairs, state.model, req)
+    prepared = await run_in_threadpool(prepare_pairs, state.model, req, state.config.long_passages)
     futures = state.batcher.submit(prepared)
     try:
         parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crossrank.model.windows import WindowConfig, plan_windows
 from crossrank.serving.schemas import RequestError, RerankRequest
 
 logger = logging.getLogger(__name__)
@@ -34,11 +35,13 @@ class PreparedPairs:
         return int(sum(self.lengths))
 
 
-def prepare_pairs(model, request: RerankRequest) -> PreparedPairs:
+def prepare_pairs(model, request: RerankRequest, long_passages: str = "truncate") -> PreparedPairs:
     """Pairs of a request and their tokens; applies `max_tokens_per_doc` and TEI's `truncate: false`.
 
     Documents cut by `max_tokens_per_doc` are cut in text, at the end of their last kept token,
-    so the model's own tokenisation of the shorter text is what gets scored.
+    so the model's own tokenisation of the shorter text is what gets scored. With
+    `long_passages="window"` a document's tokens are those of all its windows (what the model
+    runs), and only a query that leaves no room for any document token truncates.
     """
     tok = model.pair_tokenizer
     max_length = int(model.max_length)
@@ -53,8 +56,9 @@ def prepare_pairs(model, request: RerankRequest) -> PreparedPairs:
                 documents[i] = documents[i][: enc.offsets[cap - 1][1]]
                 doc_lens[i] = cap
     full = [query_len + n + tok.n_special for n in doc_lens]
+    windowed = long_passages == "window" and query_len + tok.n_special < max_length
     if not request.truncate:
-        over = [i for i, n in enumerate(full) if n > max_length]
+        over = [] if windowed else [i for i, n in enumerate(full) if n > max_length]
         if over:
             raise RequestError(
                 413, "input_too_long",
@@ -62,7 +66,13 @@ def prepare_pairs(model, request: RerankRequest) -> PreparedPairs:
                 f"{max_length} tokens (first: texts[{over[0]}], {full[over[0]]} tokens); "
                 "send `truncate: true` to cut them",
             )
-    return PreparedPairs([(request.query, d) for d in documents], [min(n, max_length) for n in full])
+    if windowed:
+        budget, config = max_length - tok.n_special, WindowConfig()
+        lengths = [sum(query_len + end - start + tok.n_special for start, end in plan_windows(query_len, n, budget, config))
+                   for n in doc_lens]
+    else:
+        lengths = [min(n, max_length) for n in full]
+    return PreparedPairs([(request.query, d) for d in documents], lengths)
 
 
 @dataclass
@@ -75,8 +85,11 @@ class _Piece:
 class MicroBatcher:
     """Scores queued pieces of requests on one worker thread, merging them up to a token budget."""
 
-    def __init__(self, model, max_batch_tokens: int = 4096, batch_wait_ms: float = 5.0, metrics=None):
+    def __init__(self, model, max_batch_tokens: int = 4096, batch_wait_ms: float = 5.0, metrics=None,
+                 long_passages: str = "truncate"):
         self.model = model
+        # windows of a document stay in its piece: predict splits and aggregates them (MaxP)
+        self.scoring = {"long_passages": "window"} if long_passages == "window" else {}
         self.max_batch_tokens = int(max_batch_tokens)
         self.wait_s = float(batch_wait_ms) / 1000.0
         self.metrics = metrics
@@ -171,7 +184,7 @@ class MicroBatcher:
         try:
             logits = self.model.predict(
                 pairs, batch_size=len(pairs), activation="identity", show_progress_bar=False,
-                max_tokens_per_batch=self.max_batch_tokens,
+                max_tokens_per_batch=self.max_batch_tokens, **self.scoring,
             )
             logits = np.asarray(logits, dtype=np.float32)
         except Exception as exc:  # the requests fail; the worker lives on

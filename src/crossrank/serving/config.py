@@ -22,6 +22,10 @@ class ServerConfig:
         max_queue: requests admitted at once (queued or being scored); more answer 429.
         timeout_s: per request, from arrival to answer; later answers 504.
         log_level, access_log: uvicorn logging (access log off by default: it costs throughput).
+        long_passages: "truncate" (default) cuts a document to what fits beside the query in the
+            model's max_length; "window" scores a longer document as overlapping windows of what
+            fits (stride half a window) and answers the best window's score (MaxP), as Cohere
+            chunks long documents. `max_tokens_per_doc` in a request caps a document first.
     """
 
     host: str = "127.0.0.1"
@@ -37,6 +41,7 @@ class ServerConfig:
     timeout_s: float = 60.0
     log_level: str = "info"
     access_log: bool = False
+    long_passages: str = "truncate"
 
     def __post_init__(self) -> None:
         for name in ("max_documents", "max_text_chars", "max_body_bytes", "max_batch_tokens", "max_queue"):
@@ -51,6 +56,8 @@ class ServerConfig:
             raise ValueError(f"ServerConfig.batch_wait_ms must be >= 0, but got {self.batch_wait_ms!r}")
         if self.timeout_s <= 0:
             raise ValueError(f"ServerConfig.timeout_s must be > 0, but got {self.timeout_s!r}")
+        if self.long_passages not in ("truncate", "window"):
+            raise ValueError(f"ServerConfig.long_passages must be 'truncate' or 'window', but got {self.long_passages!r}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("ServerConfig.api_key must not be empty (leave it None to turn auth off)")
 

@@ -21,7 +21,7 @@ SCHEMAS = {
             "documents": {"type": "array", "items": _DOCUMENT},
             "top_n": {"type": "integer", "minimum": 1},
             "return_documents": {"type": "boolean", "default": False},
-            "max_tokens_per_doc": {"type": "integer", "minimum": 1, "description": "cut each document to this many tokens"},
+            "max_tokens_per_doc": {"type": "integer", "minimum": 1, "description": "cut each document to this many tokens (before windows, when the server runs with --long-passages window)"},
         },
     },
     "InfinityRerankRequest": {

@@ -16,6 +16,16 @@ Shape detection (the first rule that matches wins):
 
 Scores are sigmoid(logit) unless `raw_scores` is true; results are sorted best first, equal
 scores keeping input order. Nothing here imports the web framework.
+
+Long documents. `max_tokens_per_doc` means what it means to Cohere (v2 default 4096, "long
+documents will be automatically truncated to the specified number of tokens"): each document is
+cut to that many of the model's tokens, in text, before anything else; the official SDK omits
+the field unless the caller sets it. What happens next to a document that does not fit beside
+the query in the model's max_length is the server's setting (`ServerConfig.long_passages`,
+`crossrank serve --long-passages`): "truncate" (default) scores its start; "window" scores
+overlapping windows of what fits (stride half a window) and answers the best window's score,
+as Cohere does with its chunks, so `max_tokens_per_doc` then bounds how many windows a document
+costs. `usage`/`meta.tokens` count the tokens the model ran (all windows).
 """
 from __future__ import annotations
 
