@@ -97,15 +97,18 @@ def load_pairs(data: Path, n_pairs: int):
     return cands, load_qrels(root / "qrels.dl19-passage.txt")
 
 
-def model_folder(max_length: int) -> Path:
-    """The MiniLM body with crossrank's seeded head, saved once (both libraries read this folder)."""
+def model_folder(max_length: int, model: Path | None = None) -> Path:
+    """The model both libraries read, saved once under the cache: a copy of `model` (a trained
+    cross-encoder: its scores make the fidelity columns meaningful; ONNX exports go beside the
+    copy), else the MiniLM body with crossrank's seeded head."""
     from crossrank import CrossEncoder
     from crossrank.model import minilm_path
     from crossrank.model.backends.base import cache_dir
 
-    folder = cache_dir() / "bench" / f"minilm-ce-{max_length}"
+    name = f"{model.resolve().parent.name}-{model.name}" if model else "minilm-ce"
+    folder = cache_dir() / "bench" / f"{name}-{max_length}"
     if not (folder / "model.safetensors").exists():
-        CrossEncoder(minilm_path(), max_length=max_length).save(folder)
+        CrossEncoder(model or minilm_path(), max_length=max_length).save(folder)
     return folder
 
 
@@ -211,7 +214,7 @@ def build_paths(names, folder: Path, note_log) -> list[Path_]:
 
 
 # ---------------------------------------------------------------------------------- report
-def host_lines(folder: Path) -> list[str]:
+def host_lines(folder: Path | None = None) -> list[str]:
     import torch
 
     from crossrank import CrossEncoder
@@ -227,7 +230,7 @@ def host_lines(folder: Path) -> list[str]:
         f"avx512_bf16: {'yes' if 'avx512_bf16' in info['flags'] else 'no'}",
         f"- torch {torch.__version__}, CPU capability {info['torch_capability']}, {info['threads']} threads; "
         f"bf16 autocast speed-up of this model's forward pass measured here (16 x 128 tokens): "
-        f"{model_bf16_speedup(CrossEncoder(folder, backend='torch')):.2f}x",
+        f"{model_bf16_speedup(CrossEncoder(folder or model_folder(256), backend='torch')):.2f}x",
         f"- Python {platform.python_version()}, load average at start: {load}",
     ]
 
@@ -239,6 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, from {', '.join(PATHS)}")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("CROSSRANK_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--model", type=Path, help="a trained cross-encoder folder (default: MiniLM with a new seeded head, "
+                        "whose near-random scores make the agreement columns uninformative)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "RESULTS.md", help="markdown report ('-' for none)")
     parser.add_argument("--budgets", default="", help="also time crossrank torch/onnx fp32 at these max_tokens_per_batch "
                         "values, e.g. 1024,2048,4096,8192 (how DEFAULT_MAX_TOKENS was chosen)")
@@ -249,7 +254,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown path(s) {', '.join(unknown)}; known: {', '.join(PATHS)}")
 
-    folder = model_folder(args.max_length)
+    folder = model_folder(args.max_length, args.model)
     host = host_lines(folder)
     print("\n".join(host))
     cands, qrels = load_pairs(args.data, args.pairs)

@@ -120,8 +120,10 @@ def test_a_broken_run_is_flagged_within_a_few_logs_and_stopped(dev600_data, mini
     config = _quick(dev600_data, minilm_dir, tmp_path / "broken", learning_rate=1e-2, stop_on_collapse=True, save_steps=2, save_total_limit=20, eval=None)
     result = train(config, verbose=False)
     names = {s.name: s for s in result.symptoms}
-    assert "constant scores" in names and names["constant scores"].step <= 12  # logs every 2 steps, warm-up 3, patience 3
-    assert 4 <= names["constant scores"].onset < names["constant scores"].step
+    # logs every 2 steps, warm-up 3 steps: the spread is gone from the first log after warm-up on; the
+    # report needs 3 probes in a row (the probe is throttled to a share of the run's time)
+    assert "constant scores" in names and 4 <= names["constant scores"].onset <= 8
+    assert names["constant scores"].step <= 20
     assert result.global_step < 24  # --stop-on-collapse ended it
     report = (tmp_path / "broken" / "training_report.md").read_text()
     assert "**WARNING** training problem at step" in report and "constant scores" in report and "learning rate" in report

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -56,6 +57,9 @@ class MonitorConfig:
     grace_steps: int = 50
     stop_on_collapse: bool = False
     metric: str = "nDCG@10"
+    #: the spread probe is skipped until this many times its own duration has passed since it last
+    #: ran, so that it costs at most ~1/(1+this) of the training time however often logs come
+    probe_interval: float = 4.0
 
 
 @dataclass
@@ -89,6 +93,8 @@ class TrainingMonitor:
     _first_spread: float | None = None
     _streak: dict[str, int] = field(default_factory=dict)
     _onset: dict[str, int] = field(default_factory=dict)
+    _probe_seconds: float = 0.0
+    _probe_end: float = -math.inf
 
     # ------------------------------------------------------------------ from the trainer
     def record_batch(self, loss: float, chance: float, spread: float) -> None:
@@ -115,7 +121,7 @@ class TrainingMonitor:
                 self._persist("loss at chance level", step,
                               ratio >= 1 - self.config.chance_tolerance and step >= self.config.min_step + self.config.grace_steps,
                               f"mean loss {loss:.4f} vs {chance:.4f} for a constant scorer on the same batches")
-        spread = self.probe() if self.probe is not None else (float(np.mean(self._spreads)) if self._spreads else None)
+        spread = self._probe() if self.probe is not None else (float(np.mean(self._spreads)) if self._spreads else None)
         if spread is not None and math.isfinite(spread):
             window["spread"] = spread
             if self._first_spread is None:
@@ -136,6 +142,16 @@ class TrainingMonitor:
             return
         if value < base:
             self._report("below first stage", step, f"{self.config.metric} {value:.4f} vs the first stage's {base:.4f}")
+
+    def _probe(self) -> float | None:
+        """The probe's spread, or None while it is throttled (see `MonitorConfig.probe_interval`)."""
+        now = time.perf_counter()
+        if now - self._probe_end < self.config.probe_interval * self._probe_seconds:
+            return None
+        value = self.probe()
+        self._probe_end = time.perf_counter()
+        self._probe_seconds = self._probe_end - now
+        return value
 
     # ------------------------------------------------------------------ symptoms
     def _persist(self, name: str, step: int, present: bool, detail: str) -> None:
@@ -200,7 +216,7 @@ def within_list_spread(scores: torch.Tensor, sizes: list[int]) -> float:
     return float(torch.stack([p.std() for p in parts]).mean())
 
 
-def spread_probe(evaluator, examples, cross_encoder, queries: int = 16, per_query: int = 10) -> Callable[[], float] | None:
+def spread_probe(evaluator, examples, cross_encoder, queries: int = 8, per_query: int = 8) -> Callable[[], float] | None:
     """A function giving the within-list score spread (in eval mode, so without dropout noise) on a
     fixed sample: the evaluation candidates when there is an evaluation set, else training lists."""
     pairs: list[tuple[str, str]] = []
