@@ -114,3 +114,23 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_model_dir, dev600_da
     a = CrossEncoder(tmp_path / "reference" / "model").predict(PAIRS)
     b = CrossEncoder(tmp_path / "killed" / "model").predict(PAIRS)
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_head_learning_rate_gives_the_scoring_head_its_own_rate(tiny_model_dir, tmp_path):
+    from transformers import TrainingArguments
+
+    from crossrank.losses import get_loss
+    from crossrank.training.trainer import RerankerTrainer, is_head_parameter
+
+    ce = CrossEncoder(tiny_model_dir, max_length=32)
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-5, weight_decay=0.01, report_to="none", use_cpu=True)
+    trainer = RerankerTrainer(ce, get_loss("bce"), head_learning_rate=3e-3, args=args, train_dataset=[{}])
+    groups = trainer.create_optimizer().param_groups
+    names = {id(p): n for n, p in ce.model.named_parameters()}
+    for group in groups:
+        heads = {is_head_parameter(names[id(p)]) for p in group["params"]}
+        assert len(heads) == 1  # a group is all head or all body
+        assert group["lr"] == (3e-3 if heads.pop() else 1e-5)
+    head = [names[id(p)] for g in groups if g["lr"] == 3e-3 for p in g["params"]]
+    assert sorted(head) == ["bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"]
+    assert sum(len(g["params"]) for g in groups) == len(list(ce.model.parameters()))
