@@ -238,8 +238,15 @@ def spread_probe(evaluator, examples, cross_encoder, queries: int = 8, per_query
     if len(pairs) < 2:
         return None
 
+    quiet = logging.getLogger("crossrank.model")
+
     def probe() -> float:
-        scores = cross_encoder.predict(pairs, show_progress_bar=False)
+        level = quiet.level
+        quiet.setLevel(max(level, logging.WARNING))  # the per-call truncation note would repeat every log
+        try:
+            scores = cross_encoder.predict(pairs, show_progress_bar=False)
+        finally:
+            quiet.setLevel(level)
         return within_list_spread(torch.from_numpy(np.asarray(scores, dtype=np.float32)).reshape(-1), sizes)
 
     return probe
