@@ -112,7 +112,7 @@ class CrossEncoder:
             config.num_labels = 1  # a base model becomes a one-logit re-ranker
         if new_head:
             logger.info("%s has no classification head: initialising a new one (seed=%d)", self.path, seed)
-        with torch.random.fork_rng(devices=[]), _quiet_transformers():
+        with torch.random.fork_rng(devices=[]), quiet_transformers():
             torch.manual_seed(seed)  # a new head is initialised the same way every time
             self.model = _load_model(
                 AutoModelForSequenceClassification, self.path, config=config, dtype=self.dtype, use_safetensors=safe,
@@ -395,7 +395,7 @@ def _stored_activation(path: str | None) -> str | None:
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Silence transformers' load report (a new head is expected here and logged by crossrank)."""
     from transformers.utils import logging as hf_logging
 

@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from crossrank.model import CrossEncoder
+from crossrank.model.cross_encoder import quiet_transformers
 from crossrank.training.config import TrainConfig
 from crossrank.training.data_check import DataCheck, check_data
 from crossrank.training.examples import TrainingExample, collate
@@ -181,7 +181,7 @@ def prepare(config: TrainConfig, examples: list[TrainingExample] | None = None, 
         examples = apply_teacher_scores(examples, config.data.teacher, config.data.teacher_cache)
     if evaluator is None and config.eval is not None:
         evaluator = build_evaluator(config.eval)
-    with _quiet():
+    with quiet_transformers():
         tokenizer = PairTokenizer(AutoTokenizer.from_pretrained(resolve_base_model(config.model)), config.max_length)
     check = check_data(examples, loss, tokenizer, config.max_length, evaluator, seed=config.seed)
     return examples, evaluator, loss, check
@@ -340,24 +340,11 @@ def _mean_list_size(examples: list[TrainingExample]) -> float:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from crossrank.data import atomic_write
 
-
-@contextmanager
-def _quiet():
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
+    with atomic_write(path) as f:
+        f.write(text)
 
 
 def _write_json(path: Path, content) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    _write_text(path, json.dumps(content, indent=2, default=str) + "\n")
