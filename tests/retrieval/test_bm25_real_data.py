@@ -41,7 +41,6 @@ def test_scifact_test_ndcg10_matches_published_bm25(data_dir, tmp_path):
     # published BM25 (BEIR / pyserini flat, k1=0.9 b=0.4): nDCG@10 0.665; measured here 0.676
     assert scores["nDCG@10"] >= 0.66
     assert scores["R@100"] >= 0.88
-    assert elapsed < 30
 
 
 @pytest.mark.parametrize("name,min_ndcg10,min_recall100", [
