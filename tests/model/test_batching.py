@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from crossrank import CrossEncoder
-from crossrank.model.batching import BatchStats, length_sorted_batches, padded_batches, prefetch
+from crossrank.model.batching import BatchStats, length_groups, length_sorted_batches, padded_batches, prefetch
 
 WORDS = "the cat sat on a mat while stock markets fell and mount everest stood tall".split()
 
@@ -131,3 +131,58 @@ def test_prefetch_stops_the_producer_when_the_consumer_stops():
     assert next(gen) == 0
     gen.close()
     assert len(produced) < 10  # stopped long before the end
+
+
+def _cost(lengths, groups, overhead):
+    return sum(int(lengths[g].max()) * len(g) + overhead for g in groups)
+
+
+def _brute_force_cost(lengths, overhead):
+    """Cheapest split of the sorted lengths into contiguous groups, by trying every set of cuts."""
+    ordered = np.sort(lengths)
+    n = len(ordered)
+    best = None
+    for mask in range(1 << (n - 1)):
+        cuts = [0] + [i + 1 for i in range(n - 1) if mask >> i & 1] + [n]
+        cost = sum(int(ordered[a:b].max()) * (b - a) + overhead for a, b in zip(cuts, cuts[1:]))
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("overhead", [0, 8, 32, 200])
+def test_length_groups_are_the_cheapest_split_and_cover_every_pair_once(seed, overhead):
+    lengths = np.random.default_rng(seed).integers(5, 120, 10)
+    groups = length_groups(lengths, overhead)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(10))
+    assert _cost(lengths, groups, overhead) == _brute_force_cost(lengths, overhead)
+    assert all(lengths[a].max() <= lengths[b].min() for a, b in zip(groups, groups[1:]))  # sorted, contiguous
+
+
+def test_length_groups_edge_cases():
+    assert [g.tolist() for g in length_groups(np.array([40, 40, 40]), 32)] == [[0, 1, 2]]  # nothing to save
+    assert len(length_groups(np.array([10, 200]), 0)) == 2  # free groups: each length alone
+    assert len(length_groups(np.array([10, 200]), 10_000)) == 1  # groups too dear: one batch
+    with pytest.raises(ValueError, match="non-empty 1-d array"):
+        length_groups(np.array([]), 32)
+    with pytest.raises(ValueError, match="overhead_tokens >= 0"):
+        length_groups(np.array([3]), -1)
+
+
+def test_forward_pairs_in_length_groups_matches_one_padded_batch(tiny):
+    import torch
+
+    pairs = make_pairs(24, seed=3)
+    queries, passages = [q for q, _ in pairs], [p for _, p in pairs]
+    assert len(length_groups(tiny.tokenize(queries, passages).lengths, 4)) > 1  # the split really happens
+    tiny.model.train(False)
+    results = []
+    for grouped in (False, True):
+        tiny.model.zero_grad()
+        logits = tiny.forward_pairs(queries, passages, length_groups=grouped, overhead_tokens=4)
+        (logits * torch.linspace(-1, 1, len(pairs))).sum().backward()
+        grad = tiny.model.classifier.weight.grad.clone()
+        results.append((logits.detach().numpy(), grad.numpy()))
+    np.testing.assert_allclose(results[1][0], results[0][0], atol=1e-5)
+    np.testing.assert_allclose(results[1][1], results[0][1], atol=1e-5)
+    tiny.model.zero_grad()

@@ -59,6 +59,38 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int | None, max_token
     return batches
 
 
+def length_groups(lengths: np.ndarray, overhead_tokens: int = 32) -> list[np.ndarray]:
+    """Split one batch into sub-batches of similar length that cost the fewest padded tokens.
+
+    Indices are sorted by length and cut into contiguous groups minimising the padded tokens
+    (rows x longest row, summed over groups) plus `overhead_tokens` per group, the fixed cost of
+    one more forward pass counted in tokens. Exact (dynamic programming over the sorted lengths,
+    O(n^2)); a batch of equal lengths stays one group. Used by training, where a batch's pairs
+    are fixed by the sampler but need not share one padded tensor.
+    """
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or len(lengths) == 0:
+        raise ValueError(f"length_groups expects a non-empty 1-d array of lengths, but got shape {lengths.shape}")
+    if overhead_tokens < 0:
+        raise ValueError(f"length_groups expects overhead_tokens >= 0, but got {overhead_tokens}")
+    order = np.argsort(lengths, kind="stable")
+    ordered = lengths[order]
+    n = len(ordered)
+    best = np.zeros(n + 1)
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for end in range(1, n + 1):  # best[end]: cheapest split of ordered[:end]; the last group is [start, end)
+        starts = np.arange(end)
+        costs = best[:end] + ordered[end - 1] * (end - starts) + overhead_tokens
+        cut[end] = int(np.argmin(costs))
+        best[end] = costs[cut[end]]
+    groups = []
+    end = n
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
+
+
 @dataclass
 class BatchStats:
     """What `padded_batches` saw, filled in as it goes (read it after the loop)."""

@@ -197,9 +197,26 @@ class CrossEncoder:
         encoded = self.tokenize(queries, passages)
         return self._batch_to_tensors(encoded, np.arange(len(encoded)))
 
-    def forward_pairs(self, queries: list[str], passages: list[str]) -> torch.Tensor:
-        """Logits with autograd for training: shape (n,) for one label, else (n, labels)."""
-        logits = self.model(**self.features(queries, passages)).logits.float()
+    def forward_pairs(self, queries: list[str], passages: list[str], length_groups: bool = False,
+                      overhead_tokens: int = 32, module: torch.nn.Module | None = None) -> torch.Tensor:
+        """Logits with autograd for training: shape (n,) for one label, else (n, labels).
+
+        With `length_groups`, the pairs run in length-sorted sub-batches, each padded to its own
+        longest pair (`crossrank.model.batching.length_groups`), and the logits come back in input
+        order: the same values as one padded batch, with fewer padded tokens to compute. `module`
+        runs the model (default `self.model`; a trainer passes its wrapped copy, e.g. under DDP).
+        """
+        module = self.model if module is None else module
+        encoded = self.tokenize(queries, passages)
+        if not length_groups or len(encoded) < 2:
+            logits = module(**self._batch_to_tensors(encoded, np.arange(len(encoded)))).logits.float()
+        else:
+            from crossrank.model.batching import length_groups as split
+
+            groups = split(encoded.lengths, overhead_tokens)
+            parts = [module(**self._batch_to_tensors(encoded, g)).logits.float() for g in groups]
+            position = torch.from_numpy(np.argsort(np.concatenate(groups), kind="stable")).to(self.device)
+            logits = torch.cat(parts)[position]
         return logits.squeeze(-1) if self.num_labels == 1 else logits
 
     def predict(

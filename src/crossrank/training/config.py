@@ -71,6 +71,7 @@ class TrainConfig:
     seed: int = 12
     precision: str = "auto"  # auto (measured on this host), fp32, bf16, fp16
     stop_on_collapse: bool = False  # end the run on collapse or divergence, keeping the best checkpoint
+    length_groups: bool = True  # score each batch in length-sorted sub-batches: same loss, less padding
     logging_steps: int = 10
     save_steps: int = 500
     save_total_limit: int = 2

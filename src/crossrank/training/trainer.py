@@ -40,7 +40,7 @@ class RerankerTrainer(Trainer):
     """transformers' Trainer whose loss is a crossrank ranking loss over lists of passages."""
 
     def __init__(self, cross_encoder: CrossEncoder, loss, evaluator=None, monitor: TrainingMonitor | None = None,
-                 head_learning_rate: float | None = None, **kwargs):
+                 head_learning_rate: float | None = None, length_groups: bool = True, **kwargs):
         if evaluator is not None:
             # the evaluator carries its own queries and candidates; the Trainer only needs to know one exists
             kwargs["eval_dataset"] = list(getattr(evaluator, "candidates", None) or [0])
@@ -52,6 +52,7 @@ class RerankerTrainer(Trainer):
         self.evaluator = evaluator
         self.monitor = monitor
         self.head_learning_rate = head_learning_rate
+        self.length_groups = length_groups  # each batch scored in length-sorted sub-batches (same loss, less padding)
 
     def create_optimizer(self, model=None):
         """The engine's optimizer; with `head_learning_rate`, the scoring head (pooler and classifier)
@@ -76,8 +77,10 @@ class RerankerTrainer(Trainer):
         scored: list[torch.Tensor] = []
 
         def scorer(pairs):
-            features = self.cross_encoder.features([q for q, _ in pairs], [p for _, p in pairs])
-            logits = model(**features).logits.float().squeeze(-1)
+            logits = self.cross_encoder.forward_pairs([q for q, _ in pairs], [p for _, p in pairs],
+                                                      length_groups=self.length_groups, module=model)
+            if logits.ndim > 1:
+                logits = logits.squeeze(-1)
             scored.append(logits.detach())
             return logits
 
@@ -229,6 +232,7 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
         evaluator=evaluator,
         monitor=monitor,
         head_learning_rate=config.head_learning_rate,
+        length_groups=config.length_groups,
         args=args,
         train_dataset=[e.as_dict() for e in examples],
         callbacks=[_WarmupStart(monitor, config.warmup_ratio)] + list(callbacks or []),
