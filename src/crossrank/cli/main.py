@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"crossrank {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # an optional extra is missing: its message says what to install
+        if args.verbose or "pip install" not in str(exc):
+            raise
+        print(f"crossrank {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

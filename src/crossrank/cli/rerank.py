@@ -15,6 +15,11 @@ def add_parser(sub) -> None:
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--device", default=None)
     add_long_passage_flags(p)
+    g = p.add_argument_group("engine (docs/scaling.md)")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: shard the queries over Ray workers (pip install 'crossrank[ray]')")
+    g.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU)")
+    g.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local one)")
     p.set_defaults(func=run_rerank)
 
     p = sub.add_parser("prepare", help="run + corpus + queries -> rerank JSONL (query_id, query, text_id, text, score)")
@@ -72,13 +77,32 @@ def run_rerank(args: argparse.Namespace) -> int:
     from crossrank.pipeline import RerankConfig, rerank_run
 
     long_passages, window = window_from_args(args)
+    engine = _engine_from_args(args)
     candidates = list(candidates_from_args(args))  # read and checked before the model loads
-    model = CrossEncoder(args.model, max_length=args.max_length, device=args.device)
     config = RerankConfig(format=args.format, tag=args.tag, batch_size=args.batch_size, long_passages=long_passages, window=window)
-    stats = rerank_run(model, candidates, args.output, config, total_pairs=sum(len(c) for c in candidates))
+    if engine is not None:
+        from crossrank.pipeline.ray_engine import rerank_run_ray
+
+        stats = rerank_run_ray(args.model, candidates, args.output, config, {"max_length": args.max_length, "device": args.device}, engine)
+    else:
+        model = CrossEncoder(args.model, max_length=args.max_length, device=args.device)
+        stats = rerank_run(model, candidates, args.output, config, total_pairs=sum(len(c) for c in candidates))
     print(f"reranked {stats.queries} queries ({stats.pairs} pairs, {stats.pairs_per_second:.1f} pairs/s"
           + (f"; {stats.skipped_queries} done before resume" if stats.skipped_queries else "") + f") -> {args.output}")
     return 0
+
+
+def _engine_from_args(args: argparse.Namespace):
+    """RayEngineConfig for --engine ray (Ray checked to be installed), None for local."""
+    if args.engine == "local":
+        given = [f for f, v in (("--workers", args.workers), ("--ray-address", args.ray_address)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to --engine ray only")
+        return None
+    from crossrank.pipeline.ray_engine import RayEngineConfig, import_ray
+
+    import_ray()
+    return RayEngineConfig(num_workers=args.workers, address=args.ray_address)
 
 
 def run_prepare(args: argparse.Namespace) -> int:

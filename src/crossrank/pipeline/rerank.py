@@ -111,6 +111,22 @@ def _chunks(candidates: Iterable[Candidates], done: set[str], chunk_pairs: int) 
         yield chunk
 
 
+def _score_chunk(model, chunk: list[Candidates], config: RerankConfig) -> list:
+    """One batched pass of `model` over a chunk of queries: one score array per query."""
+    extra = {"first_stage": [c.first_stage for c in chunk]} if getattr(model, "uses_first_stage", False) else {}
+    extra.update(config.scoring_options())
+    return model.rerank_many([c.query for c in chunk], [c.texts for c in chunk], batch_size=config.batch_size,
+                             show_progress_bar=False, **extra)
+
+
+def _write_scored(progress: _Progress, out, chunk: list[Candidates], scores, config: RerankConfig) -> Iterator[Candidates]:
+    """Append each scored query to the partial output and record it, in order (yields each once written)."""
+    for c, s in zip(chunk, scores):
+        ranked = dict(zip(c.doc_ids, (float(x) for x in s)))
+        progress.append(out, c.query_id, format_ranked(c.query_id, ranked, config.format, config.tag))
+        yield c
+
+
 def rerank_run(model, candidates: Iterable[Candidates], output: str | Path, config: RerankConfig | None = None,
                total_pairs: int | None = None) -> RerankStats:
     """Score every query's candidates with `model` and write the reranked run to `output`."""
@@ -127,13 +143,7 @@ def rerank_run(model, candidates: Iterable[Candidates], output: str | Path, conf
         total=total_pairs, desc="Reranking", unit="pair", disable=None if config.show_progress is None else not config.show_progress
     ) as bar:
         for chunk in _chunks(candidates, done, config.chunk_pairs):
-            extra = {"first_stage": [c.first_stage for c in chunk]} if getattr(model, "uses_first_stage", False) else {}
-            extra.update(config.scoring_options())
-            scores = model.rerank_many([c.query for c in chunk], [c.texts for c in chunk], batch_size=config.batch_size,
-                                       show_progress_bar=False, **extra)
-            for c, s in zip(chunk, scores):
-                ranked = dict(zip(c.doc_ids, (float(x) for x in s)))
-                progress.append(out, c.query_id, format_ranked(c.query_id, ranked, config.format, config.tag))
+            for c in _write_scored(progress, out, chunk, _score_chunk(model, chunk, config), config):
                 n_queries += 1
                 n_pairs += len(c)
                 bar.update(len(c))
