@@ -10,7 +10,7 @@ from crossrank.training import TrainConfig
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "examples" / "recipes").glob("*.yaml"))
 EXPECTED = {"bce", "bce_preprocessed", "cmnrl", "listnet", "lambda", "lambda_hard_neg", "listmle",
-            "plistmle", "ranknet", "distillation", "grouped"}
+            "plistmle", "ranknet", "distillation", "distill_bi_encoder", "grouped"}
 
 
 def test_every_recipe_of_the_guide_is_there():

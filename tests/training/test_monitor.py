@@ -57,6 +57,8 @@ def test_constant_scores_are_reported_once_after_warm_up_and_patience():
     assert not m.symptoms  # one window is not a pattern
     _feed(m, 3, 1.0, 2.0, 0.0)
     assert [(s.name, s.step) for s in m.symptoms] == [("constant scores", 3)]
+    # it began at step 2; step 1 was the last log that found the scores spread out
+    assert (m.symptoms[0].onset, m.symptoms[0].healthy) == (2, 1)
     _feed(m, 4, 1.0, 2.0, 0.0)
     assert len(m.symptoms) == 1 and "learning rate" in m.symptoms[0].causes
     relative = _monitor()
@@ -127,7 +129,8 @@ def test_a_broken_run_is_flagged_within_a_few_logs_and_stopped(dev600_data, mini
     assert result.global_step < 24  # --stop-on-collapse ended it
     report = (tmp_path / "broken" / "training_report.md").read_text()
     assert "**WARNING** training problem at step" in report and "constant scores" in report and "learning rate" in report
-    # the saved model is the checkpoint from before the symptoms began (step 2), not the collapsed weights
+    # the saved model is the last checkpoint saved while the run was last seen healthy, not the collapsed weights
+    assert names["constant scores"].healthy < names["constant scores"].onset
     from crossrank import CrossEncoder
 
     scores = CrossEncoder(result.model_dir).predict([("what is rba", "Reserve Bank of Australia"), ("what is rba", "a cat")])

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, tmp_path):
-    cfg = QuickstartConfig(data=data_dir, output=tmp_path / "qs", base_model=str(tiny_model_dir), max_steps=4,
+    cfg = QuickstartConfig(data=data_dir, output=tmp_path / "qs", base_model=str(tiny_model_dir), teacher=str(tiny_model_dir), max_steps=4,
                            eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
     summary = run_quickstart(cfg)
     out = tmp_path / "qs"

@@ -7,6 +7,8 @@ Formats:
 * ``msmarco``: ``qid<TAB>pid<TAB>rank`` (no score). On reading, **score = -rank**, so sorting by
   score descending reproduces the file's rank order exactly (integers are exact in float32 up to
   2**24, unlike 1/rank which loses resolution); writing such a run back gives the same ranks.
+* ``search-jsonl`` (read only): Elasticsearch / OpenSearch search responses, one JSON body per line
+  with a ``query_id`` added (`crossrank.data.search_responses`).
 
 Writing assigns ranks 1..n per query with `crossrank.data.ranking.rank_scores`: score descending,
 ties (equal as float32) broken by doc id descending -- trec_eval's own order, so the ranks written
@@ -14,6 +16,7 @@ agree with the ranks trec_eval evaluates. Queries are written in the order given
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO
@@ -23,9 +26,11 @@ from crossrank.data.errors import FormatError
 from crossrank.data.fields import parse_int, parse_score
 from crossrank.data.ranking import rank_scores
 from crossrank.data.records import ScoredDoc
+from crossrank.data.search_responses import iter_search_responses
 from crossrank.data.textfiles import PathLike, iter_lines
 
-FORMATS = ("trec", "msmarco")
+FORMATS = ("trec", "msmarco")  # written and read
+SEARCH_JSONL = "search-jsonl"  # read only: Elasticsearch / OpenSearch responses (crossrank.data.search_responses)
 _FIELD_COUNTS = {6: "trec", 3: "msmarco"}
 _TREC_FIELDS = "(qid Q0 docid rank score tag)"
 _MSMARCO_FIELDS = "(qid pid rank)"
@@ -62,26 +67,32 @@ def _parse_msmarco(path: PathLike, number: int, fields: list[str]) -> ScoredDoc:
     return ScoredDoc(qid, doc_id, float(-value))
 
 
-def _check_format(format: str, allow_auto: bool) -> None:
-    allowed = FORMATS + (("auto",) if allow_auto else ())
+def _check_format(format: str, allow_auto: bool, reading: bool = False) -> None:
+    allowed = FORMATS + ((SEARCH_JSONL,) if reading else ()) + (("auto",) if allow_auto else ())
     if format not in allowed:
         raise ValueError(f"unknown run format {format!r}; expected one of {', '.join(allowed)}")
 
 
 def _iter_numbered(path: PathLike, format: str) -> Iterator[tuple[int, ScoredDoc]]:
-    _check_format(format, allow_auto=True)
-    parse = None
-    for number, line in iter_lines(path):
-        fields = line.split()
-        if parse is None:
-            fmt = _detect(path, number, fields) if format == "auto" else format
-            parse = _parse_trec if fmt == "trec" else _parse_msmarco
-        yield number, parse(path, number, fields)
+    _check_format(format, allow_auto=True, reading=True)
+    lines = iter_lines(path)
+    first = next(lines, None)
+    if first is None:
+        return
+    lines = itertools.chain([first], lines)
+    if format == SEARCH_JSONL or (format == "auto" and first[1].lstrip().startswith("{")):
+        yield from iter_search_responses(lines, path)
+        return
+    fmt = _detect(path, first[0], first[1].split()) if format == "auto" else format
+    parse = _parse_trec if fmt == "trec" else _parse_msmarco
+    for number, line in lines:
+        yield number, parse(path, number, line.split())
 
 
 def iter_run(path: PathLike, format: str = "auto") -> Iterator[ScoredDoc]:
-    """Stream a run file in file order. ``format``: ``"trec"``, ``"msmarco"`` or ``"auto"``
-    (by the field count of the first non-blank line: 6 -> trec, 3 -> msmarco)."""
+    """Stream a run file in file order. ``format``: ``"trec"``, ``"msmarco"``, ``"search-jsonl"`` or
+    ``"auto"`` (by the first non-blank line: a JSON object -> search-jsonl, else by its field count:
+    6 -> trec, 3 -> msmarco)."""
     for _, doc in _iter_numbered(path, format):
         yield doc
 

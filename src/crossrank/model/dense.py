@@ -113,3 +113,15 @@ class DenseEncoder:
                 out[index] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
                 bar.update(len(index))
         return out
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], show_progress: bool | None = None) -> np.ndarray:
+        """Cosine similarity of each (query, passage) pair, float32; each distinct text is embedded once."""
+        queries = list(dict.fromkeys(q for q, _ in pairs))
+        passages = list(dict.fromkeys(p for _, p in pairs))
+        q_vectors = self.encode(queries, show_progress=show_progress, desc="Embedding queries")
+        p_vectors = self.encode(passages, show_progress=show_progress, desc="Embedding passages")
+        q_row = {q: i for i, q in enumerate(queries)}
+        p_row = {p: i for i, p in enumerate(passages)}
+        qi = np.fromiter((q_row[q] for q, _ in pairs), dtype=np.int64, count=len(pairs))
+        pi = np.fromiter((p_row[p] for _, p in pairs), dtype=np.int64, count=len(pairs))
+        return np.einsum("ij,ij->i", q_vectors[qi], p_vectors[pi]).astype(np.float32)

@@ -31,7 +31,10 @@ class DataConfig:
     group_size: int = 8  # groups: 1 positive + group_size-1 negatives
     depth: int = 100  # candidates read from the run per query
     sampling: str = "top"  # negatives: "top" of the run or "random" among candidates
-    teacher: str | None = None  # a CrossEncoder whose scores become the targets (distillation)
+    teacher: str | None = None  # a model whose scores become the targets (distillation); `minilm` allowed
+    teacher_kind: str = "cross-encoder"  # or "bi-encoder": the cosine of query and passage embeddings
+    teacher_scale: float = 1.0  # targets = teacher_scale * teacher score + label_weight * label
+    label_weight: float = 0.0
     teacher_cache: str | None = None
 
 
@@ -71,7 +74,7 @@ class TrainConfig:
     seed: int = 12
     precision: str = "auto"  # auto (measured on this host), fp32, bf16, fp16
     stop_on_collapse: bool = False  # end the run on collapse or divergence, keeping the best checkpoint
-    length_groups: bool = True  # score each batch in length-sorted sub-batches: same loss, less padding
+    length_groups: bool = True  # score each batch in length-sorted sub-batches: same loss, less padding (one process only; off under DDP)
     logging_steps: int = 10
     save_steps: int = 500
     save_total_limit: int = 2
@@ -112,6 +115,10 @@ class TrainConfig:
             raise ValueError(f"train config: `precision` must be auto, fp32, bf16 or fp16, but got {self.precision!r}")
         if self.data.format not in ("pairs", "tuples", "lists", "groups"):
             raise ValueError(f"train config: `data.format` must be pairs, tuples, lists or groups, but got {self.data.format!r}")
+        if self.data.teacher_kind not in ("cross-encoder", "bi-encoder"):
+            raise ValueError(f"train config: `data.teacher_kind` must be cross-encoder or bi-encoder, but got {self.data.teacher_kind!r}")
+        if not self.data.teacher_scale > 0:
+            raise ValueError(f"train config: `data.teacher_scale` must be > 0, but got {self.data.teacher_scale!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -92,11 +92,13 @@ class DataCheck:
             raise DataCheckError("training cannot work with this set-up:\n- " + "\n- ".join(self.problems))
 
 
-def check_data(examples: Sequence[TrainingExample], loss, tokenizer=None, max_length: int = 256, evaluator=None, seed: int = 0) -> DataCheck:
+def check_data(examples: Sequence[TrainingExample], loss, tokenizer=None, max_length: int = 256, evaluator=None, seed: int = 0,
+               distilled: bool = False) -> DataCheck:
     """Figures and problems of a training set-up. `loss` is a `RankingLoss`; `tokenizer` a
-    `PairTokenizer` (None skips the truncation figures); `evaluator` a reranking evaluator or None."""
+    `PairTokenizer` (None skips the truncation figures); `evaluator` a reranking evaluator or None;
+    `distilled`: the targets are a teacher's scores (any loss then reads them as soft targets)."""
     problems: list[str] = []
-    teacher = bool(getattr(loss, "teacher_targets", False))
+    teacher = distilled or bool(getattr(loss, "teacher_targets", False))
     name = getattr(loss, "name", type(loss).__name__)
     pairs = sum(len(e.passages) for e in examples)
     queries = len({e.query_id or e.query for e in examples})

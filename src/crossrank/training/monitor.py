@@ -69,10 +69,15 @@ class Symptom:
     detail: str
     causes: str
     onset: int = -1  # the first logging step that showed it (-1: the reporting step)
+    # the last logging step at which the same check ran and found nothing (-1: none known, so
+    # onset - 1): the symptom began after it, though a throttled probe may have missed steps between
+    healthy: int = -1
 
     def __post_init__(self) -> None:
         if self.onset < 0:
             self.onset = self.step
+        if self.healthy < 0:
+            self.healthy = self.onset - 1
 
     def message(self) -> str:
         return f"training problem at step {self.step}: {self.name} — {self.detail}. Likely causes: {self.causes}"
@@ -93,6 +98,7 @@ class TrainingMonitor:
     _first_spread: float | None = None
     _streak: dict[str, int] = field(default_factory=dict)
     _onset: dict[str, int] = field(default_factory=dict)
+    _healthy: dict[str, int] = field(default_factory=dict)  # last step each check ran and found nothing
     _probe_seconds: float = 0.0
     _probe_end: float = -math.inf
 
@@ -157,17 +163,19 @@ class TrainingMonitor:
     def _persist(self, name: str, step: int, present: bool, detail: str) -> None:
         if not present or step < self.config.min_step:
             self._streak[name] = 0
+            if not present:
+                self._healthy[name] = step
             return
         self._streak[name] = self._streak.get(name, 0) + 1
         if self._streak[name] == 1:
             self._onset[name] = step
         if self._streak[name] >= self.config.patience:
-            self._report(name, step, detail, self._onset[name])
+            self._report(name, step, detail, self._onset[name], self._healthy.get(name, 0))
 
-    def _report(self, name: str, step: int, detail: str, onset: int = -1) -> None:
+    def _report(self, name: str, step: int, detail: str, onset: int = -1, healthy: int = -1) -> None:
         if any(s.name == name for s in self.symptoms):
             return
-        symptom = Symptom(name, step, detail, CAUSES[name], onset)
+        symptom = Symptom(name, step, detail, CAUSES[name], onset, healthy)
         self.symptoms.append(symptom)
         logger.warning(symptom.message())
 

@@ -76,9 +76,13 @@ class RerankerTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         scored: list[torch.Tensor] = []
 
+        # under DDP every rank must run the same number of forward passes per step (each one
+        # synchronises buffers and arms the gradient reducer), so a batch is one padded tensor there
+        length_groups = self.length_groups and self.args.world_size <= 1
+
         def scorer(pairs):
             logits = self.cross_encoder.forward_pairs([q for q, _ in pairs], [p for _, p in pairs],
-                                                      length_groups=self.length_groups, module=model)
+                                                      length_groups=length_groups, module=model)
             if logits.ndim > 1:
                 logits = logits.squeeze(-1)
             scored.append(logits.detach())
@@ -181,12 +185,13 @@ def prepare(config: TrainConfig, examples: list[TrainingExample] | None = None, 
     if config.data.teacher:
         from crossrank.training.distillation import apply_teacher_scores
 
-        examples = apply_teacher_scores(examples, config.data.teacher, config.data.teacher_cache)
+        examples = apply_teacher_scores(examples, config.data.teacher, config.data.teacher_cache, kind=config.data.teacher_kind,
+                                        scale=config.data.teacher_scale, label_weight=config.data.label_weight)
     if evaluator is None and config.eval is not None:
         evaluator = build_evaluator(config.eval)
     with quiet_transformers():
         tokenizer = PairTokenizer(AutoTokenizer.from_pretrained(resolve_base_model(config.model)), config.max_length)
-    check = check_data(examples, loss, tokenizer, config.max_length, evaluator, seed=config.seed)
+    check = check_data(examples, loss, tokenizer, config.max_length, evaluator, seed=config.seed, distilled=bool(config.data.teacher))
     return examples, evaluator, loss, check
 
 
@@ -221,8 +226,11 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
         print(f"precision: {precision} ({why})", flush=True)
     logger.info("training %s on %d examples with loss %s in %s", config.model, len(examples), config.loss, precision)
 
+    # stopping on a collapse restores the last checkpoint seen healthy, so then every log is probed
+    probe_interval = {"probe_interval": 0.0} if config.stop_on_collapse else {}
     monitor = TrainingMonitor(
-        MonitorConfig(stop_on_collapse=config.stop_on_collapse, metric=config.eval.metric_for_best if config.eval else "nDCG@10"),
+        MonitorConfig(stop_on_collapse=config.stop_on_collapse, metric=config.eval.metric_for_best if config.eval else "nDCG@10",
+                      **probe_interval),
         probe=spread_probe(evaluator, examples, model), baseline=check.baseline,
     )
     args = _training_arguments(config, evaluator is not None, precision)
@@ -241,7 +249,7 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
     state = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
     if config.stop_on_collapse and monitor.symptoms and trainer.state.best_model_checkpoint is None:
-        _restore_before(model, out, min(s.onset for s in monitor.symptoms))
+        _restore_before(model, out, min(s.healthy for s in monitor.symptoms) + 1)
     model_dir = out / "model"
     if trainer.is_world_process_zero():
         model.save(model_dir)
@@ -298,16 +306,17 @@ class _WarmupStart(TrainerCallback):
 
 
 def _restore_before(model: CrossEncoder, out: Path, step: int) -> None:
-    """After a collapse without a best checkpoint: the weights of the last checkpoint saved before it."""
+    """After a collapse without a best checkpoint: the weights of the last checkpoint saved before
+    `step`, the step after the last log at which the check found the run healthy."""
     from safetensors.torch import load_file
 
     found = sorted((int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
     before = [p for s, p in found if s < step and (p / "model.safetensors").exists()]
     if not before:
-        logger.warning("no checkpoint was saved before the symptoms began at step %d: the saved model is the last one", step)
+        logger.warning("no checkpoint was saved while training was last seen healthy (before step %d): the saved model is the last one", step)
         return
     model.model.load_state_dict(load_file(str(before[-1] / "model.safetensors")), strict=False)
-    logger.warning("restored the weights of %s, saved before the symptoms began at step %d", before[-1].name, step)
+    logger.warning("restored the weights of %s, saved while training was last seen healthy (before step %d)", before[-1].name, step)
 
 
 def resolve_base_model(name: str) -> str:

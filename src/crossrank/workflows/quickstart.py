@@ -30,19 +30,21 @@ class QuickstartConfig:
     data: Path
     output: Path = Path("runs/quickstart")
     base_model: str = "minilm"
-    loss: str = "lambda"
-    loss_options: dict = field(default_factory=lambda: {"weighting": "ndcg2pp"})
-    learning_rate: float = 2e-4
-    # a separate rate for the new head (2e-3 with lr 1e-4, batch 8, max_length 128, 2 epochs) gave a
-    # better cross-encoder alone (DL19 0.389 vs 0.346) but a worse fused result (0.645 vs 0.663) and
-    # SciFact below BM25: docs/recipes.md
-    head_learning_rate: float | None = None
+    # recipe 5 of docs/recipes.md: distillation from the bi-encoder the model starts from (ListNet on
+    # 20 x cosine + 3 x label over lists of 1 positive + 15 BM25 negatives), the new head at its own rate
+    loss: str = "listnet"
+    loss_options: dict = field(default_factory=dict)
+    learning_rate: float = 1e-4
+    head_learning_rate: float | None = 2e-3
+    teacher: str | None = "minilm"  # a bi-encoder whose cosine (scaled) + the label are the targets; None: labels
+    teacher_scale: float = 20.0
+    label_weight: float = 3.0
     epochs: float = 1.0
-    max_steps: int = -1  # > 0 stops training early (tests, smoke runs)
+    max_steps: int = 150  # > 0: a fixed number of steps (the schedule anneals to 0 at the last); -1: epochs
     batch_size: int = 4
-    num_negatives: int = 7
-    max_length: int = 192
-    eval_steps: int = 40
+    num_negatives: int = 15
+    max_length: int = 128
+    eval_steps: int = 50
     precision: str = "auto"  # auto: each precision timed on the model's training step, the fastest used
     dl19_depth: int = 100
     scifact_depth: int = 30  # 100 doubles the run time on a 2-core CPU; --scifact-depth 100 for the full job
@@ -71,11 +73,14 @@ def train_config(cfg: QuickstartConfig, precision: str):
     d = cfg.data / "msmarco-dev600"
     sources = {"queries": str(d / "queries.tsv"), "corpus": str(d / "collection.tsv"), "qrels": str(d / "qrels.dev.small.600q.trec"),
                "run": str(d / "run.bm25.top20.trec"), "split": str(d / "split.tsv")}
+    teacher = {} if not cfg.teacher else {
+        "teacher": cfg.teacher, "teacher_kind": "bi-encoder", "teacher_scale": cfg.teacher_scale, "label_weight": cfg.label_weight,
+        "teacher_cache": str(cfg.output / "teacher_scores.tsv")}
     return TrainConfig.from_dict({
         "model": cfg.base_model, "output_dir": str(cfg.output / "training"), "loss": cfg.loss, "loss_options": dict(cfg.loss_options),
         "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "head_learning_rate": cfg.head_learning_rate, "epochs": cfg.epochs, "max_steps": cfg.max_steps, "max_length": cfg.max_length,
         "precision": precision, "seed": cfg.seed, "logging_steps": 5, "save_steps": cfg.eval_steps, "save_total_limit": 1,
-        "data": {"format": "lists", "num_negatives": cfg.num_negatives, "sampling": "top", **sources},
+        "data": {"format": "lists", "num_negatives": cfg.num_negatives, "sampling": "top", "depth": 20, **sources, **teacher},
         "eval": {**sources, "split_name": "tune", "depth": 20, "steps": cfg.eval_steps, "metric_for_best": "nDCG@10",
                  "metrics": ["RR@10", "nDCG@10", "AP"]},
     }, source="quickstart")
@@ -231,8 +236,10 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
         ("", "# crossrank quickstart report"),
         ("Ranking quality", text),
         ("Run", "\n".join([
-            f"- base model: {cfg.base_model}; loss {cfg.loss} {cfg.loss_options}; lr {cfg.learning_rate} (head {cfg.head_learning_rate}); epochs {cfg.epochs}; "
-            f"batch {cfg.batch_size} queries x {cfg.num_negatives + 1} passages; max_length {cfg.max_length}; precision {precision}",
+            f"- base model: {cfg.base_model}; loss {cfg.loss} {cfg.loss_options}; lr {cfg.learning_rate} (head {cfg.head_learning_rate}); "
+            + (f"{cfg.max_steps} steps; " if cfg.max_steps > 0 else f"epochs {cfg.epochs}; ")
+            + (f"targets {cfg.teacher_scale:g} x bi-encoder ({cfg.teacher}) cosine + {cfg.label_weight:g} x label; " if cfg.teacher else "")
+            + f"batch {cfg.batch_size} queries x {cfg.num_negatives + 1} passages; max_length {cfg.max_length}; precision {precision}",
             f"- training: {result.global_step} steps in {timings['training_s']:.0f} s ({result.pairs_per_second:.1f} pairs/s); "
             f"best tune nDCG@10 {result.best_metric if result.best_metric is not None else float('nan'):.4f}",
             f"- fusion weights (tuned on the dev600 tune split): {asdict(weights)}",
