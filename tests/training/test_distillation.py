@@ -67,3 +67,17 @@ def test_teacher_settings_are_checked(examples):
         apply_teacher_scores(examples, object(), scale=0)
     with pytest.raises(ValueError, match="`data.teacher_kind` must be cross-encoder or bi-encoder"):
         TrainConfig.from_dict({"model": "m", "data": {"teacher": "minilm", "teacher_kind": "dense"}})
+
+
+def test_bi_encoder_in_bf16_keeps_the_cosines_and_their_order(minilm_dir, bi_encoder, examples):
+    from crossrank.model.dense import DenseEncoder
+
+    fast = DenseEncoder(minilm_dir, device="cpu", precision="bf16")
+    for e in examples:
+        pairs = [(e.query, p) for p in e.passages]
+        exact, approx = bi_encoder.score_pairs(pairs), fast.score_pairs(pairs)
+        assert approx.dtype == np.float32
+        np.testing.assert_allclose(approx, exact, atol=0.02)
+        assert np.argmax(approx) == np.argmax(exact)
+    with pytest.raises(ValueError, match="DenseEncoder expects precision 'fp32' or 'bf16', but got 'int8'"):
+        DenseEncoder(minilm_dir, precision="int8")

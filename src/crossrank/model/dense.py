@@ -53,10 +53,13 @@ class DenseEncoder:
         max_length: tokens per text; default the model's `max_seq_length` (256 for all-MiniLM-L6-v2).
         device: default CUDA when present.
         batch_size: texts per forward pass.
+        precision: "fp32" (default, exact) or "bf16": the forward pass under bf16 autocast, pooling
+            and normalisation in fp32 -- faster only where the host runs bf16 natively (the
+            quickstart uses it when its measured precision choice is bf16).
     """
 
     def __init__(self, model_name_or_path: str | os.PathLike | None = None, max_length: int | None = None,
-                 device: str | torch.device | None = None, batch_size: int = 64):
+                 device: str | torch.device | None = None, batch_size: int = 64, precision: str = "fp32"):
         from transformers import AutoModel, AutoTokenizer
 
         if model_name_or_path is None:
@@ -65,6 +68,9 @@ class DenseEncoder:
             model_name_or_path = minilm_path()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, but got {batch_size}")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"DenseEncoder expects precision 'fp32' or 'bf16', but got {precision!r}")
+        self.precision = precision
         self.path = resolve_model_path(model_name_or_path)
         safe = check_weight_files(self.path, allow_pickle=False)
         self.pooling = _pooling_mode(self.path)
@@ -78,7 +84,8 @@ class DenseEncoder:
         self.model = AutoModel.from_pretrained(self.path, use_safetensors=safe).to(self.device).eval()
 
     def __repr__(self) -> str:
-        return f"DenseEncoder({str(self.path)!r}, max_length={self.max_length}, pooling={self.pooling!r}, device={self.device})"
+        return (f"DenseEncoder({str(self.path)!r}, max_length={self.max_length}, pooling={self.pooling!r}, device={self.device}, "
+                f"precision={self.precision!r})")
 
     @property
     def dim(self) -> int:
@@ -104,7 +111,8 @@ class DenseEncoder:
                 features = self.tokenizer([texts[i] for i in index], padding=True, truncation=True,
                                           max_length=self.max_length, return_tensors="pt")
                 features = {k: v.to(self.device) for k, v in features.items()}
-                hidden = self.model(**features).last_hidden_state.float()
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                    hidden = self.model(**features).last_hidden_state.float()
                 if self.pooling == "cls":
                     pooled = hidden[:, 0]
                 else:

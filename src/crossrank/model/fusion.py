@@ -72,11 +72,13 @@ class FusedReranker:
     def predict(self, *args, **kwargs):
         return self.cross_encoder.predict(*args, **kwargs)
 
-    def dense_scores(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    def dense_scores(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[str]],
+                     show_progress: bool | None = False) -> list[np.ndarray]:
+        """The bi-encoder's cosine of each query with each of its candidates (each text embedded once)."""
         texts = list(dict.fromkeys(p for docs in candidate_lists for p in docs))
         index = {t: i for i, t in enumerate(texts)}
-        q_emb = self.dense.encode(list(queries), show_progress=False)
-        p_emb = self.dense.encode(texts, show_progress=False)
+        q_emb = self.dense.encode(list(queries), show_progress=show_progress, desc="Embedding queries")
+        p_emb = self.dense.encode(texts, show_progress=show_progress, desc="Embedding passages")
         return [p_emb[[index[p] for p in docs]] @ q_emb[i] for i, docs in enumerate(candidate_lists)]
 
     def rerank_many(self, queries, candidate_lists, first_stage=None, batch_size: int | None = None, show_progress_bar=None,

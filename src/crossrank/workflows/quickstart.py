@@ -109,7 +109,7 @@ def score_candidates(candidates, model, dense, batch_size: int | None = None) ->
     seconds = time.perf_counter() - start
     scores = {"cross_encoder": ce, "first_stage": [np.asarray(c.first_stage, dtype=np.float64) for c in candidates]}
     if dense is not None:
-        scores["dense"] = FusedReranker(model, dense).dense_scores(queries, texts)
+        scores["dense"] = FusedReranker(model, dense).dense_scores(queries, texts, show_progress=True)
     n_pairs = sum(len(t) for t in texts)
     return Scored([c.query_id for c in candidates], [c.doc_ids for c in candidates], scores), n_pairs / max(seconds, 1e-9)
 
@@ -162,7 +162,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     model_dir = out / "model"
     model = CrossEncoder(result.model_dir, dtype="bf16" if precision == "bf16" else None)
     model.save(model_dir)
-    dense = DenseEncoder() if cfg.fusion else None
+    dense = DenseEncoder(precision="bf16" if precision == "bf16" else "fp32") if cfg.fusion else None
 
     # 2. fusion weights from the tune split (held out from training)
     print("[2/4] tuning score fusion on the tune split")
