@@ -73,7 +73,7 @@ def load_teacher(teacher, kind: str = "cross-encoder"):
 
 def _score(teacher, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
     if hasattr(teacher, "score_pairs"):  # a bi-encoder: cosine of the two embeddings
-        return teacher.score_pairs(pairs)
+        return teacher.score_pairs(pairs, show_progress=True)
     return teacher.predict(pairs, batch_size=batch_size, activation="identity")
 
 
