@@ -75,11 +75,9 @@ class FusedReranker:
     def dense_scores(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[str]],
                      show_progress: bool | None = False) -> list[np.ndarray]:
         """The bi-encoder's cosine of each query with each of its candidates (each text embedded once)."""
-        texts = list(dict.fromkeys(p for docs in candidate_lists for p in docs))
-        index = {t: i for i, t in enumerate(texts)}
-        q_emb = self.dense.encode(list(queries), show_progress=show_progress, desc="Embedding queries")
-        p_emb = self.dense.encode(texts, show_progress=show_progress, desc="Embedding passages")
-        return [p_emb[[index[p] for p in docs]] @ q_emb[i] for i, docs in enumerate(candidate_lists)]
+        scores = self.dense.score_pairs([(q, p) for q, docs in zip(queries, candidate_lists) for p in docs], show_progress=show_progress)
+        ends = np.cumsum([len(docs) for docs in candidate_lists])
+        return [scores[end - len(docs) : end] for end, docs in zip(ends, candidate_lists)]
 
     def rerank_many(self, queries, candidate_lists, first_stage=None, batch_size: int | None = None, show_progress_bar=None,
                     activation=None, *, long_passages: str = "truncate", window=None) -> list[np.ndarray]:

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
+TEACHER_KINDS = ("cross-encoder", "bi-encoder")  # what `data.teacher` names: logits, or the cosine of two embeddings
+
+
 @dataclass
 class DataConfig:
     """Where training examples come from and how they are shaped.
@@ -115,8 +118,8 @@ class TrainConfig:
             raise ValueError(f"train config: `precision` must be auto, fp32, bf16 or fp16, but got {self.precision!r}")
         if self.data.format not in ("pairs", "tuples", "lists", "groups"):
             raise ValueError(f"train config: `data.format` must be pairs, tuples, lists or groups, but got {self.data.format!r}")
-        if self.data.teacher_kind not in ("cross-encoder", "bi-encoder"):
-            raise ValueError(f"train config: `data.teacher_kind` must be cross-encoder or bi-encoder, but got {self.data.teacher_kind!r}")
+        if self.data.teacher_kind not in TEACHER_KINDS:
+            raise ValueError(f"train config: `data.teacher_kind` must be {' or '.join(TEACHER_KINDS)}, but got {self.data.teacher_kind!r}")
         if not self.data.teacher_scale > 0:
             raise ValueError(f"train config: `data.teacher_scale` must be > 0, but got {self.data.teacher_scale!r}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossrank.training.config import TEACHER_KINDS
 from crossrank.training.examples import TrainingExample
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,6 @@ def save_score_cache(path: Path, cache: dict[str, float]) -> None:
         for key, score in cache.items():
             f.write(f"{key}\t{score!r}\n")
     os.replace(tmp, path)
-
-
-TEACHER_KINDS = ("cross-encoder", "bi-encoder")
 
 
 def load_teacher(teacher, kind: str = "cross-encoder"):
