@@ -132,3 +132,30 @@ def test_missing_inputs_and_unknown_passages_are_clear(dl19, small_run, tmp_path
     corpus.write_text("1\tonly passage\n")
     with pytest.raises(ValueError, match="is not in"):
         list(from_run(small_run, corpus, dl19 / "queries.dl19.tsv"))
+
+
+def test_cli_rerank_fused_uses_the_fusion_file_beside_the_model(dl19, small_run, tiny_model_dir, minilm_dir, tmp_path, capsys):
+    import shutil
+
+    from crossrank.model.dense import DenseEncoder
+    from crossrank.model.fusion import Feedback, FusedReranker, FusionWeights
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    args = ["--run", str(small_run), "--corpus", str(dl19 / "collection.tsv"), "--queries", str(dl19 / "queries.dl19.tsv"), "--depth", "10"]
+    assert main(["rerank", "--model", str(folder), "--fused", *args, "--output", str(tmp_path / "x.trec")]) == 2
+    assert "no fusion weights beside this model" in capsys.readouterr().err
+    weights = FusionWeights(cross_encoder=1.0, dense=4.0, first_stage=1.0)
+    FusedReranker(None, DenseEncoder(minilm_dir), weights, Feedback(depth=3, weight=1.0)).save_weights(folder)
+    out = tmp_path / "fused.trec"
+    assert main(["rerank", "--model", str(folder), "--fused", *args, "--output", str(out)]) == 0
+    got = load_run(out)
+    cands = candidates(dl19, small_run, depth=10)
+    expected = FusedReranker.load(folder).rerank_many([c.query for c in cands], [c.texts for c in cands],
+                                                      first_stage=[c.first_stage for c in cands])
+    plain = load_run(tmp_path / "plain.trec") if main(["rerank", "--model", str(folder), *args, "--output", str(tmp_path / "plain.trec")]) == 0 else None
+    for c, scores in zip(cands, expected):
+        np.testing.assert_allclose([got[c.query_id][d] for d in c.doc_ids], scores, atol=1e-4)
+    assert any(sorted(got[q], key=got[q].get) != sorted(plain[q], key=plain[q].get) for q in got)  # fusion changed rankings
+    assert main(["rerank", "--model", str(folder), "--fused", *args, "--engine", "ray", "--output", str(tmp_path / "r.trec")]) == 2
+    assert "--fused runs with --engine local only" in capsys.readouterr().err

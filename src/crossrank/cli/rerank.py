@@ -14,6 +14,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="pairs per batch (default: bounded by a token budget)")
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--device", default=None)
+    p.add_argument("--fused", action="store_true",
+                   help="fuse with the bi-encoder and first-stage scores as set in the model's fusion.json (the quickstart writes one)")
     add_long_passage_flags(p)
     g = p.add_argument_group("engine (docs/scaling.md)")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -77,6 +79,8 @@ def run_rerank(args: argparse.Namespace) -> int:
     from crossrank.pipeline import RerankConfig, rerank_run
 
     long_passages, window = window_from_args(args)
+    if args.fused and args.engine != "local":
+        raise ValueError("--fused runs with --engine local only")
     engine = _engine_from_args(args)
     candidates = list(candidates_from_args(args))  # read and checked before the model loads
     config = RerankConfig(format=args.format, tag=args.tag, batch_size=args.batch_size, long_passages=long_passages, window=window)
@@ -85,7 +89,12 @@ def run_rerank(args: argparse.Namespace) -> int:
 
         stats = rerank_run_ray(args.model, candidates, args.output, config, {"max_length": args.max_length, "device": args.device}, engine)
     else:
-        model = CrossEncoder(args.model, max_length=args.max_length, device=args.device)
+        if args.fused:
+            from crossrank.model.fusion import FusedReranker
+
+            model = FusedReranker.load(args.model, max_length=args.max_length, device=args.device)
+        else:
+            model = CrossEncoder(args.model, max_length=args.max_length, device=args.device)
         stats = rerank_run(model, candidates, args.output, config, total_pairs=sum(len(c) for c in candidates))
     print(f"reranked {stats.queries} queries ({stats.pairs} pairs, {stats.pairs_per_second:.1f} pairs/s"
           + (f"; {stats.skipped_queries} done before resume" if stats.skipped_queries else "") + f") -> {args.output}")

@@ -122,6 +122,21 @@ class DenseEncoder:
                 bar.update(len(index))
         return out
 
+    def encode_lists(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[str]],
+                     show_progress: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each query, its unit vector `(dim,)` and its candidates' `(n, dim)`; each distinct text embedded once."""
+        if len(queries) != len(candidate_lists):
+            raise ValueError(f"encode_lists expects one candidate list per query, but got {len(queries)} queries "
+                             f"and {len(candidate_lists)} lists")
+        unique_q = list(dict.fromkeys(queries))
+        unique_p = list(dict.fromkeys(p for docs in candidate_lists for p in docs))
+        q_vectors = self.encode(unique_q, show_progress=show_progress, desc="Embedding queries")
+        p_vectors = self.encode(unique_p, show_progress=show_progress, desc="Embedding passages")
+        q_row = {q: i for i, q in enumerate(unique_q)}
+        p_row = {p: i for i, p in enumerate(unique_p)}
+        return [(q_vectors[q_row[q]], p_vectors[[p_row[p] for p in docs]].reshape(len(docs), self.dim))
+                for q, docs in zip(queries, candidate_lists)]
+
     def score_pairs(self, pairs: Sequence[tuple[str, str]], show_progress: bool | None = None) -> np.ndarray:
         """Cosine similarity of each (query, passage) pair, float32; each distinct text is embedded once."""
         queries = list(dict.fromkeys(q for q, _ in pairs))

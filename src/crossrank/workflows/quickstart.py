@@ -50,6 +50,9 @@ class QuickstartConfig:
     scifact_depth: int = 30  # 100 doubles the run time on a 2-core CPU; --scifact-depth 100 for the full job
     scifact_max_length: int = 128
     fusion: bool = True
+    feedback_depth: int = 3  # Rocchio feedback on the bi-encoder query from the fused top 3 (0: off)
+    feedback_weight: float = 1.0
+    metric_for_best: str = "RR@10"  # the tune split has one judged relevant per query: MS MARCO's measure
     seed: int = 12
 
 
@@ -81,7 +84,7 @@ def train_config(cfg: QuickstartConfig, precision: str):
         "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "head_learning_rate": cfg.head_learning_rate, "epochs": cfg.epochs, "max_steps": cfg.max_steps, "max_length": cfg.max_length,
         "precision": precision, "seed": cfg.seed, "logging_steps": 5, "save_steps": cfg.eval_steps, "save_total_limit": 1,
         "data": {"format": "lists", "num_negatives": cfg.num_negatives, "sampling": "top", "depth": 20, **sources, **teacher},
-        "eval": {**sources, "split_name": "tune", "depth": 20, "steps": cfg.eval_steps, "metric_for_best": "nDCG@10",
+        "eval": {**sources, "split_name": "tune", "depth": 20, "steps": cfg.eval_steps, "metric_for_best": cfg.metric_for_best,
                  "metrics": ["RR@10", "nDCG@10", "AP"]},
     }, source="quickstart")
 
@@ -93,6 +96,7 @@ class Scored:
     qids: list[str]
     doc_ids: list[list[str]]
     scores: dict[str, list[np.ndarray]]  # scorer name -> per-query scores
+    vectors: list[tuple[np.ndarray, np.ndarray]] | None = None  # per query: bi-encoder query vector, passage vectors
 
     def run(self, values: list[np.ndarray]) -> dict[str, dict[str, float]]:
         return {q: {d: float(s) for d, s in zip(docs, vals)} for q, docs, vals in zip(self.qids, self.doc_ids, values)}
@@ -108,17 +112,19 @@ def score_candidates(candidates, model, dense, batch_size: int | None = None) ->
     ce = model.rerank_many(queries, texts, batch_size=batch_size, show_progress_bar=True)
     seconds = time.perf_counter() - start
     scores = {"cross_encoder": ce, "first_stage": [np.asarray(c.first_stage, dtype=np.float64) for c in candidates]}
+    vectors = None
     if dense is not None:
-        scores["dense"] = FusedReranker(model, dense).dense_scores(queries, texts, show_progress=True)
+        vectors = FusedReranker(model, dense).dense_vectors(queries, texts, show_progress=True)
+        scores["dense"] = [p @ q for q, p in vectors]
     n_pairs = sum(len(t) for t in texts)
-    return Scored([c.query_id for c in candidates], [c.doc_ids for c in candidates], scores), n_pairs / max(seconds, 1e-9)
+    return Scored([c.query_id for c in candidates], [c.doc_ids for c in candidates], scores, vectors), n_pairs / max(seconds, 1e-9)
 
 
-def fused(scored: Scored, weights) -> list[np.ndarray]:
-    from crossrank.model.fusion import fuse
+def fused(scored: Scored, weights, feedback=None) -> list[np.ndarray]:
+    from crossrank.model.fusion import fuse_lists
 
-    return [fuse(weights, scored.scores["cross_encoder"][i], scored.scores.get("dense", [None] * len(scored.qids))[i],
-                 scored.scores["first_stage"][i]) for i in range(len(scored.qids))]
+    return fuse_lists(weights, scored.scores["cross_encoder"], scored.vectors if weights.dense else None,
+                      scored.scores["first_stage"], feedback)
 
 
 def tune_fusion(scored: Scored, qrels, use_dense: bool):
@@ -152,7 +158,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
-    # 1. train on the dev600 train split, keep the best checkpoint by tune nDCG@10
+    # 1. train on the dev600 train split, keep the best checkpoint by the tune split's RR@10
     print(f"[1/4] training {cfg.base_model} on msmarco-dev600 (train split), {cfg.loss} loss")
     tc = train_config(cfg, cfg.precision)
     start = time.perf_counter()
@@ -172,10 +178,13 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     tune_scored, _ = score_candidates(tune_cands, model, dense)
     tune_qrels = {q: tune_eval.qrels[q] for q in tune_eval.candidates if q in tune_eval.qrels}
     weights, tune_value = tune_fusion(tune_scored, tune_qrels, dense is not None)
-    from crossrank.model.fusion import FusedReranker
+    from crossrank.model.fusion import Feedback, FusedReranker
 
-    FusedReranker(model, dense, weights).save_weights(model_dir)
-    print(f"      fusion weights {asdict(weights)} (tune nDCG@10 {tune_value:.4f})")
+    # feedback keeps its usual setting: the tune split (one judged passage of 20 per query) cannot measure
+    # what it is for, finding more of a query's relevant passages (docs/recipes.md)
+    feedback = Feedback(cfg.feedback_depth if weights.dense else 0, cfg.feedback_weight)
+    FusedReranker(model, dense, weights, feedback).save_weights(model_dir)
+    print(f"      fusion weights {asdict(weights)} (tune nDCG@10 {tune_value:.4f}), feedback {asdict(feedback)}")
 
     rows: dict[str, dict[str, dict[str, float]]] = {}
     per_query: dict[str, tuple[dict, dict]] = {}
@@ -184,7 +193,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     def report_dataset(name, scored: Scored, qrels, level: int):
         runs = {"BM25": scored.run(scored.scores["first_stage"]), "crossrank cross-encoder": scored.run(scored.scores["cross_encoder"])}
         if weights.dense or weights.first_stage:
-            runs["crossrank fused"] = scored.run(fused(scored, weights))
+            runs["crossrank fused"] = scored.run(fused(scored, weights, feedback))
         rows[name] = {}
         for system, run in runs.items():
             slug = system.replace(" ", "_")
@@ -223,15 +232,15 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
 
     timings["total_s"] = time.perf_counter() - start
     summary = {
-        "metrics": rows, "fusion_weights": asdict(weights), "tune_nDCG@10": tune_value, "precision": precision,
+        "metrics": rows, "fusion_weights": asdict(weights), "feedback": asdict(feedback), "tune_nDCG@10": tune_value, "precision": precision,
         "training": {"steps": result.global_step, "seconds": round(timings["training_s"], 1), "pairs_per_s": round(result.pairs_per_second, 1),
-                     "best_tune_nDCG@10": result.best_metric},
+                     f"best_tune_{cfg.metric_for_best}": result.best_metric},
         "rerank_pairs_per_s": {k: round(v, 1) for k, v in speeds.items()},
         "training_symptoms": [sym.name for sym in result.symptoms],
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = table(rows, METRICS)
-    png = plot(out / "report.png", result.log_history, "nDCG@10", per_query)
+    png = plot(out / "report.png", result.log_history, cfg.metric_for_best, per_query)
     write_report(out / "report.md", [
         ("", "# crossrank quickstart report"),
         ("Ranking quality", text),
@@ -241,8 +250,8 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
             + (f"targets {cfg.teacher_scale:g} x bi-encoder ({cfg.teacher}) cosine + {cfg.label_weight:g} x label; " if cfg.teacher else "")
             + f"batch {cfg.batch_size} queries x {cfg.num_negatives + 1} passages; max_length {cfg.max_length}; precision {precision}",
             f"- training: {result.global_step} steps in {timings['training_s']:.0f} s ({result.pairs_per_second:.1f} pairs/s); "
-            f"best tune nDCG@10 {result.best_metric if result.best_metric is not None else float('nan'):.4f}",
-            f"- fusion weights (tuned on the dev600 tune split): {asdict(weights)}",
+            f"best tune {cfg.metric_for_best} {result.best_metric if result.best_metric is not None else float('nan'):.4f}",
+            f"- fusion weights (tuned on the dev600 tune split): {asdict(weights)}; dense feedback {asdict(feedback)}",
             "- cross-encoder scoring: " + ", ".join(f"{k} {v:.1f} pairs/s" for k, v in speeds.items()),
             f"- total time: {timings['total_s']:.0f} s",
         ])),
