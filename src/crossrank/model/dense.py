@@ -122,29 +122,25 @@ class DenseEncoder:
                 bar.update(len(index))
         return out
 
+    def _encode_unique(self, texts: Sequence[str], show_progress: bool | None, desc: str) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the distinct texts (each embedded once) and, for each input text, its row among them."""
+        unique = list(dict.fromkeys(texts))
+        row = {t: i for i, t in enumerate(unique)}
+        return self.encode(unique, show_progress=show_progress, desc=desc), np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))
+
     def encode_lists(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[str]],
                      show_progress: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each query, its unit vector `(dim,)` and its candidates' `(n, dim)`; each distinct text embedded once."""
         if len(queries) != len(candidate_lists):
             raise ValueError(f"encode_lists expects one candidate list per query, but got {len(queries)} queries "
                              f"and {len(candidate_lists)} lists")
-        unique_q = list(dict.fromkeys(queries))
-        unique_p = list(dict.fromkeys(p for docs in candidate_lists for p in docs))
-        q_vectors = self.encode(unique_q, show_progress=show_progress, desc="Embedding queries")
-        p_vectors = self.encode(unique_p, show_progress=show_progress, desc="Embedding passages")
-        q_row = {q: i for i, q in enumerate(unique_q)}
-        p_row = {p: i for i, p in enumerate(unique_p)}
-        return [(q_vectors[q_row[q]], p_vectors[[p_row[p] for p in docs]].reshape(len(docs), self.dim))
-                for q, docs in zip(queries, candidate_lists)]
+        q_vectors, qi = self._encode_unique(queries, show_progress, "Embedding queries")
+        p_vectors, pi = self._encode_unique([p for docs in candidate_lists for p in docs], show_progress, "Embedding passages")
+        ends = np.cumsum([len(docs) for docs in candidate_lists], dtype=np.int64)
+        return [(q_vectors[qi[i]], p_vectors[pi[end - len(docs) : end]]) for i, (end, docs) in enumerate(zip(ends, candidate_lists))]
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], show_progress: bool | None = None) -> np.ndarray:
         """Cosine similarity of each (query, passage) pair, float32; each distinct text is embedded once."""
-        queries = list(dict.fromkeys(q for q, _ in pairs))
-        passages = list(dict.fromkeys(p for _, p in pairs))
-        q_vectors = self.encode(queries, show_progress=show_progress, desc="Embedding queries")
-        p_vectors = self.encode(passages, show_progress=show_progress, desc="Embedding passages")
-        q_row = {q: i for i, q in enumerate(queries)}
-        p_row = {p: i for i, p in enumerate(passages)}
-        qi = np.fromiter((q_row[q] for q, _ in pairs), dtype=np.int64, count=len(pairs))
-        pi = np.fromiter((p_row[p] for _, p in pairs), dtype=np.int64, count=len(pairs))
+        q_vectors, qi = self._encode_unique([q for q, _ in pairs], show_progress, "Embedding queries")
+        p_vectors, pi = self._encode_unique([p for _, p in pairs], show_progress, "Embedding passages")
         return np.einsum("ij,ij->i", q_vectors[qi], p_vectors[pi]).astype(np.float32)

@@ -136,22 +136,12 @@ class FusedReranker:
     def predict(self, *args, **kwargs):
         return self.cross_encoder.predict(*args, **kwargs)
 
-    def dense_vectors(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[str]],
-                      show_progress: bool | None = False) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Each query's bi-encoder vector and its candidates' vectors (each distinct text embedded once)."""
-        return self.dense.encode_lists(queries, candidate_lists, show_progress=show_progress)
-
-    def dense_scores(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[str]],
-                     show_progress: bool | None = False) -> list[np.ndarray]:
-        """The bi-encoder's cosine of each query with each of its candidates."""
-        return [passages @ query for query, passages in self.dense_vectors(queries, candidate_lists, show_progress)]
-
     def rerank_many(self, queries, candidate_lists, first_stage=None, batch_size: int | None = None, show_progress_bar=None,
                     activation=None, *, long_passages: str = "truncate", window=None) -> list[np.ndarray]:
         """Fused scores per query; `long_passages` and `window` go to the cross-encoder (see its `predict`)."""
         ce = self.cross_encoder.rerank_many(queries, candidate_lists, batch_size=batch_size, show_progress_bar=show_progress_bar,
                                             long_passages=long_passages, window=window)
-        vectors = self.dense_vectors(queries, candidate_lists) if self.weights.dense else None
+        vectors = self.dense.encode_lists(queries, candidate_lists, show_progress=False) if self.weights.dense else None
         if self.weights.first_stage:
             if first_stage is None or any(s is None for fs in first_stage for s in fs):
                 raise ValueError("fusion with a first-stage weight needs first-stage scores for every candidate")

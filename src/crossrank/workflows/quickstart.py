@@ -103,19 +103,14 @@ class Scored:
 
 
 def score_candidates(candidates, model, dense, batch_size: int | None = None) -> tuple[Scored, float]:
-    """Cross-encoder, dense and first-stage scores of candidate lists; returns pairs/s of the cross-encoder."""
-    from crossrank.model.fusion import FusedReranker
-
+    """Cross-encoder and first-stage scores of candidate lists, with the bi-encoder's vectors; returns pairs/s of the cross-encoder."""
     queries = [c.query for c in candidates]
     texts = [c.texts for c in candidates]
     start = time.perf_counter()
     ce = model.rerank_many(queries, texts, batch_size=batch_size, show_progress_bar=True)
     seconds = time.perf_counter() - start
     scores = {"cross_encoder": ce, "first_stage": [np.asarray(c.first_stage, dtype=np.float64) for c in candidates]}
-    vectors = None
-    if dense is not None:
-        vectors = FusedReranker(model, dense).dense_vectors(queries, texts, show_progress=True)
-        scores["dense"] = [p @ q for q, p in vectors]
+    vectors = dense.encode_lists(queries, texts, show_progress=True) if dense is not None else None
     n_pairs = sum(len(t) for t in texts)
     return Scored([c.query_id for c in candidates], [c.doc_ids for c in candidates], scores, vectors), n_pairs / max(seconds, 1e-9)
 
