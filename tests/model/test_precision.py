@@ -6,7 +6,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from crossrank.model.backends import precision as P
-from crossrank.model.backends.base import read_json
+from crossrank.model.backends.base import read_json, update_json
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +97,123 @@ def test_bad_arguments_are_refused(tiny):
         P.choose_precision(tiny, rows=4, width=16, mode="serve")
     with pytest.raises(ValueError, match="rows >= 1"):
         P.choose_precision(tiny, rows=0, width=16)
+
+
+class RoundTimer:
+    """seconds per call for each precision, taken in turn from a list (the last repeated); counts the calls."""
+
+    def __init__(self, **seconds):
+        self.seconds = {p: list(ts) for p, ts in seconds.items()}
+        self.calls: list[str] = []
+
+    def __call__(self, precision: str) -> float:
+        self.calls.append(precision)
+        ts = self.seconds[precision]
+        return ts.pop(0) if len(ts) > 1 else ts[0]
+
+
+def quiet():
+    return lambda: 0.0
+
+
+def busy():
+    return lambda: 0.8
+
+
+def cached_keys():
+    return list(read_json(P.cache_dir() / P.CACHE_FILE))
+
+
+def test_the_median_round_decides_not_the_fastest(tiny):
+    # warm-up, then 3 rounds: one lucky bf16 round (0.85 s) would make bf16 1.18x fp32 if the best round counted
+    timer = RoundTimer(fp32=[2.0, 1.0, 1.0, 1.0], bf16=[2.0, 0.85, 1.0, 1.0])
+    choice = P.choose_precision(tiny, rows=8, width=32, measure=timer, load_probe=quiet)
+    assert choice.precision == "fp32" and choice.seconds == {"fp32": 1.0, "bf16": 1.0}
+    assert choice.min_seconds == {"fp32": 1.0, "bf16": 0.85} and choice.rounds == 3
+    assert len(timer.calls) == 8 and not choice.noisy  # rounds agreed well enough: measured once
+    assert "median of 3 rounds" in choice.reason
+    entry = read_json(P.cache_dir() / P.CACHE_FILE)[cached_keys()[0]]
+    assert entry["seconds"] == {"fp32": 1.0, "bf16": 1.0} and entry["min_seconds"]["bf16"] == 0.85
+
+
+def test_disagreeing_rounds_are_measured_again_with_more_rounds(tiny):
+    # the first attempt's rounds disagree (fp32/bf16 ratio 2.0, 1.0, 2.0); the second's 6 rounds agree
+    timer = RoundTimer(fp32=[1.0], bf16=[1.0, 0.5, 1.0, 0.5] + [0.5] * 6)
+    choice = P.choose_precision(tiny, rows=8, width=32, measure=timer, load_probe=quiet)
+    assert timer.calls.count("fp32") == timer.calls.count("bf16") == 1 + 3 + 6  # warm-up once, then 3, then 6 rounds
+    assert choice.rounds == 6 and choice.precision == "bf16" and not choice.noisy
+    assert len(cached_keys()) == 1  # the agreeing measurement is kept
+
+
+def test_rounds_that_never_agree_stop_after_three_attempts_and_are_not_cached(tiny):
+    timer = RoundTimer(fp32=[1.0], bf16=[1.0] + [0.5, 1.0] * 50)  # every attempt alternates 2.0x and 1.0x
+    choice = P.choose_precision(tiny, rows=8, width=32, measure=timer, load_probe=quiet)
+    assert timer.calls.count("bf16") == 1 + 3 + 6 + 9  # bounded: three attempts in all
+    assert choice.noisy and not choice.cached and choice.rounds == 9
+    assert "rounds disagreed after 3 attempts" in choice.reason and "not cached" in choice.reason
+    assert cached_keys() == []
+
+
+def test_a_wide_spread_of_one_candidate_counts_as_disagreement():
+    assert "fp32 rounds spread 2.00x" in P.rounds_disagree({"fp32": [1.0, 2.0, 1.0], "bf16": [2.0, 4.0, 2.0]})
+    assert P.rounds_disagree({"fp32": [1.0, 1.1, 1.0], "bf16": [0.5, 0.55, 0.5]}) == ""
+    assert P.rounds_disagree({"fp32": [1.0, 1.0], "bf16": []}) == ""  # a candidate that cannot run
+
+
+def test_a_measurement_under_load_is_used_but_not_cached(tiny):
+    # the real failure: a busy neighbour made bf16 look slower; the choice holds for this run only
+    timer = FakeTimer(fp32=1.50, bf16=1.93)
+    choice = P.choose_precision(tiny, rows=8, width=32, measure=timer, load_probe=busy)
+    assert choice.precision == "fp32" and choice.noisy and not choice.cached and choice.other_cores == 0.8
+    assert "measured under load (other processes used 0.80 cores)" in choice.reason and "not cached" in choice.reason
+    assert cached_keys() == []
+    calls = len(timer.calls)
+    again = P.choose_precision(tiny, rows=8, width=32, measure=FakeTimer(fp32=1.0, bf16=0.57), load_probe=quiet)
+    assert len(timer.calls) == calls and not again.cached and again.precision == "bf16"  # measured afresh, quiet
+    assert not again.noisy and len(cached_keys()) == 1
+
+
+def test_a_quiet_agreeing_measurement_is_cached_and_read_back(tiny):
+    timer = FakeTimer(fp32=1.0, bf16=0.5)
+    first = P.choose_precision(tiny, rows=8, width=32, measure=timer, load_probe=quiet)
+    assert not first.noisy and not first.cached and first.other_cores == 0.0
+    entry = read_json(P.cache_dir() / P.CACHE_FILE)[cached_keys()[0]]
+    assert entry["rounds"] == 3 and entry["other_cores"] == 0.0 and entry["min_seconds"] == {"fp32": 1.0, "bf16": 0.5}
+    calls = len(timer.calls)
+    again = P.choose_precision(tiny, rows=8, width=32, measure=timer, load_probe=busy)  # not measured: load unread
+    assert again.cached and not again.noisy and again.precision == "bf16" and len(timer.calls) == calls
+    assert again.rounds == 3 and again.min_seconds == {"fp32": 1.0, "bf16": 0.5}
+
+
+def test_an_entry_cached_by_older_code_is_still_read(tiny):
+    key = P.cache_key(tiny, torch.device("cpu"), 8, 32, "train")
+    update_json(P.cache_dir() / P.CACHE_FILE, key, {"seconds": {"fp32": 1.0, "bf16": 0.4}, "rows": 8, "width": 32,
+                                                    "mode": "train", "device": "cpu", "measured": "2024-01-01"})
+
+    def never(p):
+        raise AssertionError("measured although cached")
+
+    choice = P.choose_precision(tiny, rows=8, width=32, measure=never)
+    assert choice.cached and choice.precision == "bf16" and choice.seconds == {"fp32": 1.0, "bf16": 0.4}
+    assert choice.rounds == 0 and choice.min_seconds == {} and not choice.noisy and choice.other_cores is None
+
+
+def test_host_load_probe_counts_other_processes_and_copes_without_proc(monkeypatch):
+    busy_seconds, clock = iter([100.0, 103.0]), iter([10.0, 12.0])
+    own = iter([5.0, 6.4])  # this process used 1.4 of the 3 busy CPU seconds over 2 s of wall time
+    stop = P.host_load_probe(busy_seconds=lambda: next(busy_seconds), clock=lambda: next(clock), own_seconds=lambda: next(own))
+    assert stop() == pytest.approx(0.8)
+    assert P.host_load_probe(busy_seconds=lambda: None)() is None
+    assert P.host_load_probe()() is None  # far too short for /proc/stat's clock ticks to tell
+
+    def no_proc(*args, **kwargs):
+        raise FileNotFoundError("/proc/stat")
+
+    monkeypatch.setattr(P, "open", no_proc, raising=False)  # a host without /proc
+    assert P._machine_busy_seconds() is None
+    assert P.host_load_probe(clock=iter([0.0, 100.0]).__next__)() is None
+
+
+def test_unknown_load_with_agreeing_rounds_is_cached(tiny):
+    P.choose_precision(tiny, rows=8, width=32, measure=FakeTimer(fp32=1.0, bf16=0.5), load_probe=lambda: (lambda: None))
+    assert len(cached_keys()) == 1

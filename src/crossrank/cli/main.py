@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "compare": "compare",
     "download": "download",
     "mine": "mine",
+    "pseudo-queries": "pseudo_queries",
     "export": "export",
     "serve": "serve",
 }

@@ -9,6 +9,10 @@ Optionally the bi-encoder's query vector then takes pseudo-relevance feedback (R
 toward the mean vector of the passages the first fused ranking put on top, the passages are scored
 again by cosine with it, and the lists are fused once more. Queries with many relevant passages
 (TREC DL's graded judgements) gain most: relevant passages tend to resemble each other.
+
+Any one weight may be 0 -- the cross-encoder's too: a dense- or first-stage-only "fusion" is what
+`crossrank.model.fusion_choice.choose_fusion` picks when fusing does not beat an input alone, and
+`FusedReranker` then never runs the cross-encoder.
 """
 from __future__ import annotations
 
@@ -33,6 +37,13 @@ class FusionWeights:
         for name, value in asdict(self).items():
             if not np.isfinite(value):
                 raise ValueError(f"FusionWeights expects finite weights, but got {name}={value}")
+        if not any(asdict(self).values()):
+            raise ValueError("FusionWeights expects at least one non-zero weight, but got all three 0 "
+                             f"(cross_encoder={self.cross_encoder}, dense={self.dense}, first_stage={self.first_stage})")
+
+    def nonzero(self) -> list[str]:
+        """Names of the scorers with a non-zero weight, in field order."""
+        return [name for name, value in asdict(self).items() if value]
 
 
 @dataclass
@@ -84,33 +95,51 @@ def znorm(scores: np.ndarray) -> np.ndarray:
     return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
 
 
-def fuse(weights: FusionWeights, cross_encoder: np.ndarray, dense: np.ndarray | None = None,
+def fuse(weights: FusionWeights, cross_encoder: np.ndarray | None, dense: np.ndarray | None = None,
          first_stage: np.ndarray | None = None) -> np.ndarray:
-    """Weighted sum of one query's z-normalised scores; a scorer with weight 0 may be None."""
-    total = weights.cross_encoder * znorm(cross_encoder)
-    for name, scores in (("dense", dense), ("first_stage", first_stage)):
+    """Weighted sum of one query's z-normalised scores; a scorer with weight 0 may be None (the cross-encoder too)."""
+    parts = []
+    for name, scores in (("cross_encoder", cross_encoder), ("dense", dense), ("first_stage", first_stage)):
         w = getattr(weights, name)
         if w == 0:
             continue
         if scores is None:
             raise ValueError(f"fusion weight {name}={w} needs {name} scores, but none were given")
-        total = total + w * znorm(scores)
+        parts.append((name, w * znorm(scores)))
+    shapes = {name: part.shape for name, part in parts}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"fuse expects one score per candidate from every weighted scorer, but got shapes {shapes}")
+    total = parts[0][1]
+    for _, part in parts[1:]:
+        total = total + part
     return total.astype(np.float32)
 
 
-def fuse_lists(weights: FusionWeights, cross_encoder: Sequence[np.ndarray],
-               dense_vectors: Sequence[tuple[np.ndarray, np.ndarray]] | None, first_stage: Sequence[np.ndarray | None],
+def fuse_lists(weights: FusionWeights, cross_encoder: Sequence[np.ndarray] | None,
+               dense_vectors: Sequence[tuple[np.ndarray, np.ndarray]] | None, first_stage: Sequence[np.ndarray | None] | None,
                feedback: Feedback | None = None) -> list[np.ndarray]:
-    """Fused scores of each query's list; with feedback, the dense cosines are recomputed after a first fusion."""
-    n = len(cross_encoder)
-    if (dense_vectors is not None and len(dense_vectors) != n) or len(first_stage) != n:
-        raise ValueError(f"fuse_lists expects one entry per query ({n}) from every scorer")
+    """Fused scores of each query's list; with feedback, the dense cosines are recomputed after a first fusion.
+
+    A scorer whose weight is 0 may be None (no list at all); the number of queries comes from the others.
+    """
+    given = [len(x) for x in (cross_encoder, dense_vectors, first_stage) if x is not None]
+    if not given:
+        raise ValueError("fuse_lists expects the scores of at least one scorer, but got none")
+    n = given[0]
+    if any(g != n for g in given):
+        raise ValueError(f"fuse_lists expects one entry per query ({n}) from every scorer, but got {given}")
+    ce = cross_encoder if cross_encoder is not None else [None] * n
+    stage = first_stage if first_stage is not None else [None] * n
     dense = [p @ q for q, p in dense_vectors] if dense_vectors is not None else [None] * n
-    fused = [fuse(weights, c, d, s) for c, d, s in zip(cross_encoder, dense, first_stage)]
+    fused = [fuse(weights, c, d, s) for c, d, s in zip(ce, dense, stage)]
     if feedback is None or not feedback.depth or dense_vectors is None or not weights.dense:
         return fused
     return [fuse(weights, c, rocchio(q, p, f, feedback.depth, feedback.weight), s)
-            for c, (q, p), s, f in zip(cross_encoder, dense_vectors, first_stage, fused)]
+            for c, (q, p), s, f in zip(ce, dense_vectors, stage, fused)]
+
+
+def _same_feedback(a: Feedback, b: Feedback) -> bool:
+    return a == b or (not a.depth and not b.depth)  # feedback off is off, whatever its weight
 
 
 class FusedReranker:
@@ -119,11 +148,14 @@ class FusedReranker:
     Use it wherever a CrossEncoder reranks candidate lists (`rerank_many`, the pipeline's
     `rerank_run`); `predict` on single pairs stays the cross-encoder's own. With `feedback`
     (a `Feedback` of depth > 0) the dense scores take Rocchio feedback from the first fused ranking.
+    With a cross-encoder weight of 0, `rerank_many` never runs the cross-encoder. `choice` (a
+    `FusionChoice` of these weights and feedback) is how they were chosen: `save_weights` records it.
     """
 
     uses_first_stage = True
 
-    def __init__(self, cross_encoder, dense=None, weights: FusionWeights | None = None, feedback: Feedback | None = None):
+    def __init__(self, cross_encoder, dense=None, weights: FusionWeights | None = None, feedback: Feedback | None = None,
+                 *, choice=None):
         self.cross_encoder = cross_encoder
         self.dense = dense
         self.weights = weights or FusionWeights()
@@ -132,28 +164,52 @@ class FusedReranker:
             raise ValueError("FusedReranker with a dense weight needs a DenseEncoder")
         if self.feedback.depth and not self.weights.dense:
             raise ValueError("FusedReranker feedback works on the dense scores, but the dense weight is 0")
+        self.choice = self._checked_choice(choice)
+
+    def _checked_choice(self, choice):
+        if choice is None:
+            return None
+        if not (hasattr(choice, "record") and hasattr(choice, "weights") and hasattr(choice, "feedback")):
+            raise ValueError(f"FusedReranker expects choice to be a FusionChoice, but got {type(choice).__name__}")
+        if choice.weights != self.weights or not _same_feedback(choice.feedback, self.feedback):
+            raise ValueError(f"FusedReranker expects the choice to be of its own weights {asdict(self.weights)} and feedback "
+                             f"{asdict(self.feedback)}, but got {asdict(choice.weights)} and {asdict(choice.feedback)}")
+        return choice
 
     def predict(self, *args, **kwargs):
         return self.cross_encoder.predict(*args, **kwargs)
 
     def rerank_many(self, queries, candidate_lists, first_stage=None, batch_size: int | None = None, show_progress_bar=None,
                     activation=None, *, long_passages: str = "truncate", window=None) -> list[np.ndarray]:
-        """Fused scores per query; `long_passages` and `window` go to the cross-encoder (see its `predict`)."""
-        ce = self.cross_encoder.rerank_many(queries, candidate_lists, batch_size=batch_size, show_progress_bar=show_progress_bar,
-                                            long_passages=long_passages, window=window)
+        """Fused scores per query; `long_passages` and `window` go to the cross-encoder (see its `predict`).
+
+        The cross-encoder runs only when its weight is non-zero, the bi-encoder only when the dense one is.
+        """
+        if len(candidate_lists) != len(queries):
+            raise ValueError(f"rerank_many expects one candidate list per query ({len(queries)}), but got {len(candidate_lists)}")
+        ce = None
+        if self.weights.cross_encoder:
+            ce = self.cross_encoder.rerank_many(queries, candidate_lists, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                                                long_passages=long_passages, window=window)
         vectors = self.dense.encode_lists(queries, candidate_lists, show_progress=False) if self.weights.dense else None
+        stage = None
         if self.weights.first_stage:
             if first_stage is None or any(s is None for fs in first_stage for s in fs):
                 raise ValueError("fusion with a first-stage weight needs first-stage scores for every candidate")
             stage = [np.asarray(fs, dtype=np.float64) for fs in first_stage]
-        else:
-            stage = [None] * len(queries)
         return fuse_lists(self.weights, ce, vectors, stage, self.feedback)
 
-    def save_weights(self, folder: str | os.PathLike) -> Path:
-        """Write the weights (and the dense model's location) beside a saved cross-encoder."""
+    def save_weights(self, folder: str | os.PathLike, choice=None) -> Path:
+        """Write the weights (and the dense model's location) beside a saved cross-encoder.
+
+        `choice` (default: the reranker's own, if any), a `FusionChoice` of these weights and feedback,
+        goes in under "chosen_on": its reason, metric, number of queries, values and each input's value.
+        """
+        choice = self._checked_choice(choice) if choice is not None else self.choice
         path = Path(folder) / FUSION_FILE
         content = {"weights": asdict(self.weights), "feedback": asdict(self.feedback), "dense_model": str(self.dense.path) if self.dense is not None else None}
+        if choice is not None:
+            content["chosen_on"] = choice.record()
         tmp = path.with_name(f".{FUSION_FILE}.tmp")
         tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
@@ -161,7 +217,7 @@ class FusedReranker:
 
     @classmethod
     def load(cls, folder: str | os.PathLike, **cross_encoder_kwargs) -> "FusedReranker":
-        """A cross-encoder folder with a fusion.json beside it (as written by `save_weights`)."""
+        """A cross-encoder folder with a fusion.json beside it (as written by `save_weights`; "chosen_on" optional)."""
         from crossrank.model.cross_encoder import CrossEncoder
         from crossrank.model.dense import DenseEncoder
 
@@ -172,5 +228,10 @@ class FusedReranker:
         spec = json.loads(spec_file.read_text(encoding="utf-8"))
         weights = FusionWeights(**spec["weights"])
         feedback = Feedback(**spec.get("feedback", {}))  # files written before feedback existed have none
+        choice = None
+        if spec.get("chosen_on") is not None:  # files written before choose_fusion existed have none
+            from crossrank.model.fusion_choice import FusionChoice
+
+            choice = FusionChoice.from_record(weights, feedback, spec["chosen_on"], source=str(spec_file))
         dense = DenseEncoder(spec["dense_model"]) if weights.dense and spec.get("dense_model") else None
-        return cls(CrossEncoder(folder, **cross_encoder_kwargs), dense, weights, feedback)
+        return cls(CrossEncoder(folder, **cross_encoder_kwargs), dense, weights, feedback, choice=choice)

@@ -179,6 +179,21 @@ class BM25Index:
             logger.info("%d of %d queries matched no passage", empty, len(run))
         return run
 
+    def score_docs(self, query: str, doc_ids: list[str]) -> np.ndarray:
+        """BM25 scores of `query` for the given indexed passages (0 where no term matches), float32.
+
+        A doc id that is not in the index is refused (ValueError naming it)."""
+        if not hasattr(self, "_positions"):
+            self._positions = {d: i for i, d in enumerate(self._doc_ids.tolist())}
+        missing = [d for d in doc_ids if d not in self._positions]
+        if missing:
+            raise ValueError(f"score_docs: passage {missing[0]!r} is not in the index ({len(missing)} missing)")
+        terms = self._analyzer.query_terms([query])[0]
+        if not terms:
+            return np.zeros(len(doc_ids), dtype=np.float32)
+        scores = self._retriever.get_scores_from_ids(terms)
+        return np.asarray(scores[[self._positions[d] for d in doc_ids]], dtype=np.float32)
+
     # ------------------------------------------------------------------ persistence
     @staticmethod
     def required_files() -> tuple[str, ...]:

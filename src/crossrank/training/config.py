@@ -77,6 +77,7 @@ class TrainConfig:
     seed: int = 12
     precision: str = "auto"  # auto (measured on this host), fp32, bf16, fp16
     stop_on_collapse: bool = False  # end the run on collapse or divergence, keeping the best checkpoint
+    freeze_layers: int = 0  # > 0: the embeddings and this many lowest transformer layers stay fixed (a cheaper step)
     length_groups: bool = True  # score each batch in length-sorted sub-batches: same loss, less padding (one process only; off under DDP)
     logging_steps: int = 10
     save_steps: int = 500
@@ -111,6 +112,8 @@ class TrainConfig:
     def validate(self) -> None:
         if not self.model:
             raise ValueError("train config: `model` (a base model folder or hub id) is required")
+        if isinstance(self.freeze_layers, bool) or not isinstance(self.freeze_layers, int) or self.freeze_layers < 0:
+            raise ValueError(f"train config: `freeze_layers` must be an integer >= 0, but got {self.freeze_layers!r}")
         for name in ("batch_size", "gradient_accumulation", "max_length", "logging_steps", "save_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train config: `{name}` must be >= 1, but got {getattr(self, name)}")

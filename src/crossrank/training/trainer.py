@@ -221,6 +221,9 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
         _write_json(out / "train_config.json", config.to_dict())
 
     model = CrossEncoder(resolve_base_model(config.model), max_length=config.max_length, activation=config.activation, seed=config.seed)
+    if config.freeze_layers:
+        frozen = freeze_lower_layers(model.model, config.freeze_layers)
+        logger.info("froze the embeddings and %d lowest layers (%d parameters)", config.freeze_layers, frozen)
     precision, why = _resolve_precision(config, model, examples, check)
     if verbose and main_process:
         print(f"precision: {precision} ({why})", flush=True)
@@ -317,6 +320,25 @@ def _restore_before(model: CrossEncoder, out: Path, step: int) -> None:
         return
     model.model.load_state_dict(load_file(str(before[-1] / "model.safetensors")), strict=False)
     logger.warning("restored the weights of %s, saved while training was last seen healthy (before step %d)", before[-1].name, step)
+
+
+def freeze_lower_layers(model: torch.nn.Module, layers: int) -> int:
+    """Fix the embeddings and the `layers` lowest transformer layers of a BERT-like model; returns how
+    many parameters were frozen. The backward pass then stops above them: a cheaper training step."""
+    body = getattr(model, "base_model", model)
+    embeddings, encoder = getattr(body, "embeddings", None), getattr(body, "encoder", None)
+    blocks = getattr(encoder, "layer", None)
+    if embeddings is None or blocks is None:
+        raise ValueError(f"freeze_layers expects a BERT-like model (embeddings + encoder.layer), but got {type(model).__name__}")
+    if layers >= len(blocks):
+        raise ValueError(f"freeze_layers must be below the model's {len(blocks)} layers, but got {layers}")
+    frozen = 0
+    for module in [embeddings, *blocks[:layers]]:
+        for param in module.parameters():
+            if param.requires_grad:
+                param.requires_grad_(False)
+                frozen += param.numel()
+    return frozen
 
 
 def resolve_base_model(name: str) -> str:
