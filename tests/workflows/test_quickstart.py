@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -15,10 +16,11 @@ pytestmark = pytest.mark.slow
 
 def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, tmp_path):
     cfg = QuickstartConfig(data=data_dir, output=tmp_path / "qs", base_model=str(tiny_model_dir), teacher=str(tiny_model_dir), max_steps=4,
-                           eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
+                           pseudo_queries=12, eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
     summary = run_quickstart(cfg)
     out = tmp_path / "qs"
-    for name in ("report.md", "report.png", "metrics.json", "TREC DL19.BM25.trec", "SciFact.crossrank_cross-encoder.trec"):
+    for name in ("report.md", "report.png", "metrics.json", "trec-dl19.BM25.trec", "trec-dl19.bi-encoder.trec", "scifact.crossrank_cross-encoder.trec",
+                 "training_examples.jsonl"):
         assert (out / name).exists(), name
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -28,10 +30,17 @@ def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, 
     assert metrics["metrics"]["SciFact"]["BM25"]["nDCG@10"] > 0.6
     report = (out / "report.md").read_text()
     assert "| TREC DL19 | BM25 |" in report and "pairs/s" in report
+    assert "| TREC DL19 | crossrank cross-encoder | " in report.split("Paired tests")[1]  # tested against BM25 and the bi-encoder
+    assert set(metrics["paired_tests_nDCG@10"]["SciFact"]["crossrank cross-encoder"]) == {"BM25", "bi-encoder"}
+    # the bi-encoder row is the cosine of all-MiniLM-L6-v2 (DL19 BM25 top-10 reordered)
+    assert metrics["metrics"]["TREC DL19"]["bi-encoder"]["nDCG@10"] > metrics["metrics"]["TREC DL19"]["BM25"]["nDCG@10"]
+    assert metrics["teacher"]["pseudo_lists"] == 12 and metrics["teacher"]["judged_lists"] == 454
+    fusion = metrics["fusion"]
+    assert fusion["value"] >= max(fusion["inputs"].values())  # the guard: never below its best input on the tune split
     model = CrossEncoder(out / "model")
     assert model.predict([("q", "p")]).shape == (1,)
     fused = FusedReranker.load(out / "model")
-    assert fused.weights == FusedReranker.load(out / "model").weights
+    assert fused.choice.reason == metrics["fusion"]["reason"] and asdict(fused.weights) == metrics["fusion"]["weights"]
 
 
 def test_missing_data_names_what_and_how(tmp_path, capsys):

@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--scifact-depth", type=int, default=None, help="SciFact BM25 candidates reranked per query (default 30; 100 takes about twice as long)")
+    p.add_argument("--pseudo-queries", type=int, default=None, help="pseudo-queries from the dev600 collection added to training (default 1000; 0: none)")
     p.add_argument("--no-fusion", action="store_true", help="report the cross-encoder alone, without score fusion")
     p.set_defaults(func=run)
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = QuickstartConfig(data=args.data or default_data_dir(), output=args.output, base_model=args.base_model,
                            precision=args.precision, fusion=not args.no_fusion)
-    for name in ("max_steps", "epochs", "learning_rate", "scifact_depth"):
+    for name in ("max_steps", "epochs", "learning_rate", "scifact_depth", "pseudo_queries"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.epochs is not None and args.max_steps is None:

@@ -87,8 +87,9 @@ class EnsembleTeacher:
             self._dense = load_teacher(self.config.dense_model, "bi-encoder")
         return self._dense
 
-    def scores(self, lists: Sequence, show_progress: bool = True) -> list[np.ndarray]:
-        """Each list's fused teacher score, z-normalised within the list."""
+    def scores(self, lists: Sequence, show_progress: bool = True, vectors=None) -> list[np.ndarray]:
+        """Each list's fused teacher score, z-normalised within the list (`vectors`: the bi-encoder's
+        per-list (query, passages) vectors where already computed)."""
         cfg = self.config
         queries = [c.query for c in lists]
         texts = [list(c.texts) for c in lists]
@@ -100,7 +101,10 @@ class EnsembleTeacher:
                                   cfg.cache, kind="cross-encoder")
             ends = np.cumsum([len(t) for t in texts])
             ce = [flat[e - len(t): e] for e, t in zip(ends, texts)]
-        vectors = self.dense.encode_lists(queries, texts, show_progress=show_progress) if cfg.dense else None
+        if cfg.dense and vectors is None:
+            vectors = self.dense.encode_lists(queries, texts, show_progress=show_progress)
+        elif vectors is not None and len(vectors) != len(lists):
+            raise ValueError(f"teacher scores expect one (query, passages) vector pair per list ({len(lists)}), but got {len(vectors)}")
         stage = [None] * len(lists)
         if cfg.first_stage:
             if any(s is None for c in lists for s in c.first_stage):
@@ -109,11 +113,12 @@ class EnsembleTeacher:
         fused = fuse_lists(cfg.weights, ce, vectors, stage, cfg.feedback)
         return [znorm(f).astype(np.float32) for f in fused]
 
-    def targets(self, lists: Sequence, labels: Sequence[Sequence[float]] | None = None, show_progress: bool = True) -> list[list[float]]:
+    def targets(self, lists: Sequence, labels: Sequence[Sequence[float]] | None = None, show_progress: bool = True,
+                vectors=None) -> list[list[float]]:
         """`scale * znorm(fused) + label_weight * label` per candidate (labels default to 0)."""
         cfg = self.config
         out = []
-        for i, s in enumerate(self.scores(lists, show_progress)):
+        for i, s in enumerate(self.scores(lists, show_progress, vectors)):
             lab = np.asarray(labels[i], dtype=np.float64) if labels is not None else np.zeros(len(s))
             if lab.shape != s.shape:
                 raise ValueError(f"teacher targets: list {i} has {len(s)} candidates but {len(lab)} labels")
@@ -122,3 +127,18 @@ class EnsembleTeacher:
 
     def as_dict(self) -> dict:
         return asdict(self.config)
+
+
+def choose_teacher(lists: Sequence, qrels, vectors, *, metric: str = "RR@10", min_gain: float = 0.005,
+                   base: TeacherConfig | None = None):
+    """The teacher's weights chosen on labelled queries (never on test queries): the bi-encoder, BM25 or
+    their fusion, with or without feedback, as `crossrank.model.fusion_choice.choose_fusion` picks by
+    `metric`; a fusion must beat its best input by `min_gain`. Returns (TeacherConfig, FusionChoice)."""
+    from crossrank.model.fusion_choice import choose_fusion
+
+    choice = choose_fusion([c.query_id for c in lists], [c.doc_ids for c in lists], None, vectors,
+                           [np.asarray(c.first_stage, dtype=np.float64) for c in lists], qrels, metric=metric, min_gain=min_gain)
+    base = base or TeacherConfig()
+    values = {**asdict(base), "dense": choice.weights.dense, "first_stage": choice.weights.first_stage, "cross_encoder": 0.0,
+              "feedback_depth": choice.feedback.depth, "feedback_weight": choice.feedback.weight}
+    return TeacherConfig(**values), choice

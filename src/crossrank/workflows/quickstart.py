@@ -30,20 +30,25 @@ class QuickstartConfig:
     data: Path
     output: Path = Path("runs/quickstart")
     base_model: str = "minilm"
-    # recipe 5 of docs/recipes.md: distillation from the bi-encoder the model starts from (ListNet on
-    # 20 x cosine + 3 x label over lists of 1 positive + 15 BM25 negatives), the new head at its own rate
+    # recipe 6 of docs/recipes.md: distillation (ListNet) from a teacher chosen on the train split (the
+    # bi-encoder the model starts from, BM25, or their fusion) over the judged train queries and pseudo-queries
+    # from the dev600 collection (tune candidates held out); embeddings and 3 lowest layers frozen
     loss: str = "listnet"
     loss_options: dict = field(default_factory=dict)
     learning_rate: float = 1e-4
     head_learning_rate: float | None = 2e-3
-    teacher: str | None = "minilm"  # a bi-encoder whose cosine (scaled) + the label are the targets; None: labels
-    teacher_scale: float = 20.0
+    teacher: str | None = "minilm"  # the teacher's bi-encoder (fused with BM25 as the train split chooses); None: labels
+    teacher_scale: float = 2.0  # targets = scale x the teacher's z-normalised score (+ label_weight x label, judged queries)
     label_weight: float = 3.0
+    pseudo_queries: int = 1000  # pseudo-queries from the dev600 collection (0: judged queries only)
+    pseudo_strategy: str = "sentence"
+    freeze_layers: int = 3  # embeddings and the 3 lowest layers fixed: a 1.3x cheaper step, measured
     epochs: float = 1.0
-    max_steps: int = 150  # > 0: a fixed number of steps (the schedule anneals to 0 at the last); -1: epochs
+    max_steps: int = 300  # > 0: a fixed number of steps (the schedule anneals to 0 at the last); -1: epochs
     batch_size: int = 4
     num_negatives: int = 15
-    max_length: int = 128
+    max_length: int = 96  # training pairs; scoring uses rerank_max_length
+    rerank_max_length: int = 128
     eval_steps: int = 50
     precision: str = "auto"  # auto: each precision timed on the model's training step, the fastest used
     dl19_depth: int = 100
@@ -53,6 +58,7 @@ class QuickstartConfig:
     feedback_depth: int = 3  # Rocchio feedback on the bi-encoder query from the fused top 3 (0: off)
     feedback_weight: float = 1.0
     metric_for_best: str = "RR@10"  # the tune split has one judged relevant per query: MS MARCO's measure
+    fusion_min_gain: float = 0.01  # fusion must beat its best input on the tune split by this much (else: that input alone)
     seed: int = 12
 
 
@@ -70,20 +76,25 @@ def check_data(data: Path) -> None:
         )
 
 
-def train_config(cfg: QuickstartConfig, precision: str):
+def dev600_sources(data: Path) -> dict[str, str]:
+    d = data / "msmarco-dev600"
+    return {"queries": str(d / "queries.tsv"), "corpus": str(d / "collection.tsv"), "qrels": str(d / "qrels.dev.small.600q.trec"),
+            "run": str(d / "run.bm25.top20.trec"), "split": str(d / "split.tsv")}
+
+
+def train_config(cfg: QuickstartConfig, precision: str, examples: Path | None = None):
+    """The training run: on `examples` (teacher targets already in them), or on the judged labels alone."""
     from crossrank.training import TrainConfig
 
-    d = cfg.data / "msmarco-dev600"
-    sources = {"queries": str(d / "queries.tsv"), "corpus": str(d / "collection.tsv"), "qrels": str(d / "qrels.dev.small.600q.trec"),
-               "run": str(d / "run.bm25.top20.trec"), "split": str(d / "split.tsv")}
-    teacher = {} if not cfg.teacher else {
-        "teacher": cfg.teacher, "teacher_kind": "bi-encoder", "teacher_scale": cfg.teacher_scale, "label_weight": cfg.label_weight,
-        "teacher_cache": str(cfg.output / "teacher_scores.tsv")}
+    sources = dev600_sources(cfg.data)
+    data = {"format": "lists", "examples": str(examples)} if examples else {
+        "format": "lists", "num_negatives": cfg.num_negatives, "sampling": "top", "depth": 20, **sources}
     return TrainConfig.from_dict({
         "model": cfg.base_model, "output_dir": str(cfg.output / "training"), "loss": cfg.loss, "loss_options": dict(cfg.loss_options),
-        "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "head_learning_rate": cfg.head_learning_rate, "epochs": cfg.epochs, "max_steps": cfg.max_steps, "max_length": cfg.max_length,
+        "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "head_learning_rate": cfg.head_learning_rate, "epochs": cfg.epochs,
+        "max_steps": cfg.max_steps, "max_length": cfg.max_length, "freeze_layers": cfg.freeze_layers,
         "precision": precision, "seed": cfg.seed, "logging_steps": 5, "save_steps": cfg.eval_steps, "save_total_limit": 1,
-        "data": {"format": "lists", "num_negatives": cfg.num_negatives, "sampling": "top", "depth": 20, **sources, **teacher},
+        "data": data,
         "eval": {**sources, "split_name": "tune", "depth": 20, "steps": cfg.eval_steps, "metric_for_best": cfg.metric_for_best,
                  "metrics": ["RR@10", "nDCG@10", "AP"]},
     }, source="quickstart")
@@ -118,94 +129,131 @@ def score_candidates(candidates, model, dense, batch_size: int | None = None) ->
 def fused(scored: Scored, weights, feedback=None) -> list[np.ndarray]:
     from crossrank.model.fusion import fuse_lists
 
-    return fuse_lists(weights, scored.scores["cross_encoder"], scored.vectors if weights.dense else None,
-                      scored.scores["first_stage"], feedback)
+    return fuse_lists(weights, scored.scores["cross_encoder"] if weights.cross_encoder else None,
+                      scored.vectors if weights.dense else None, scored.scores["first_stage"] if weights.first_stage else None, feedback)
 
 
-def tune_fusion(scored: Scored, qrels, use_dense: bool):
-    """Grid-search fusion weights on held-out queries by nDCG@10 (the cross-encoder weight fixed at 1)."""
-    from crossrank.evaluation import evaluate
-    from crossrank.model.fusion import FusionWeights
+def tune_fusion(scored: Scored, qrels, min_gain: float):
+    """Fusion weights and feedback chosen on held-out queries by nDCG@10, guarded: where no fusion beats
+    its best single input by `min_gain`, that input alone (`crossrank.model.fusion_choice`)."""
+    from crossrank.model.fusion_choice import choose_fusion
 
-    dense_grid = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0] if use_dense else [0.0]
-    best, best_value = FusionWeights(), -1.0
-    for dense_w, stage_w in itertools.product(dense_grid, [0.0, 0.25, 0.5, 1.0]):
-        weights = FusionWeights(cross_encoder=1.0, dense=dense_w, first_stage=stage_w)
-        value = evaluate(qrels, scored.run(fused(scored, weights)), metrics=["nDCG@10"])["nDCG@10"]
-        if value > best_value + 1e-9:
-            best, best_value = weights, value
-    return best, best_value
+    return choose_fusion(scored.qids, scored.doc_ids, scored.scores["cross_encoder"], scored.vectors, scored.scores["first_stage"],
+                         qrels, metric="nDCG@10", min_gain=min_gain)
+
+
+def dataset_runs(scored: Scored, choice) -> dict[str, dict[str, dict[str, float]]]:
+    """The systems reported for one dataset: BM25, the bi-encoder alone, the cross-encoder alone and the fused ranker."""
+    runs = {"BM25": scored.run(scored.scores["first_stage"])}
+    if scored.vectors is not None:
+        runs["bi-encoder"] = scored.run([p @ q for q, p in scored.vectors])
+    runs["crossrank cross-encoder"] = scored.run(scored.scores["cross_encoder"])
+    if choice is not None:
+        runs["crossrank fused"] = scored.run(fused(scored, choice.weights, choice.feedback))
+    return runs
+
+
+@dataclass
+class Results:
+    """Every dataset's metrics, paired tests and per-query nDCG@10, filled as datasets are reported."""
+
+    out: Path
+    rows: dict = field(default_factory=dict)
+    tests: dict = field(default_factory=dict)
+    per_query: dict = field(default_factory=dict)
+    speeds: dict = field(default_factory=dict)
+
+    def add(self, name: str, runs: dict, qrels, level: int) -> None:
+        from crossrank.data import write_run
+        from crossrank.evaluation import evaluate, evaluate_per_query
+        from crossrank.workflows.report import paired_tests
+
+        self.rows[name] = {}
+        slug = name.lower().replace(" ", "-")
+        for system, run in runs.items():
+            tag = system.replace(" ", "_")
+            write_run(self.out / f"{slug}.{tag}.trec", run, tag=tag)
+            self.rows[name][system] = evaluate(qrels, run, metrics=METRICS, relevance_level=level)
+        baselines = tuple(b for b in ("BM25", "bi-encoder") if b in runs)
+        self.tests[name] = paired_tests(qrels, runs, baselines, "nDCG@10", level)
+        final = list(runs)[-1]
+        self.per_query[name] = tuple(
+            {q: v["nDCG@10"] for q, v in evaluate_per_query(qrels, runs[s], metrics=["nDCG@10"], relevance_level=level).items()}
+            for s in ("BM25", final))
+
+
+def train_step(cfg: QuickstartConfig, dense):
+    """Training data (judged + pseudo-queries, teacher targets), then training; returns (TrainResult, TrainingData | None)."""
+    from crossrank.training.trainer import train
+    from crossrank.workflows.training_data import build_training_data
+
+    out = cfg.output
+    data = None
+    if cfg.teacher:
+        teacher_dense = dense if dense is not None and cfg.teacher == "minilm" else _teacher_encoder(cfg.teacher)
+        data = build_training_data(dev600_sources(cfg.data), out / "training_examples.jsonl", teacher_dense,
+                                   pseudo_queries=cfg.pseudo_queries, strategy=cfg.pseudo_strategy, num_negatives=cfg.num_negatives,
+                                   scale=cfg.teacher_scale, label_weight=cfg.label_weight, seed=cfg.seed)
+        print(f"      {data.judged} judged + {data.pseudo} pseudo-query lists ({data.skipped})\n"
+              f"      teacher: {data.teacher} ({data.teacher_reason}); on the tune split: "
+              + ", ".join(f"{k} RR@10 {v:.4f}" for k, v in data.teacher_tune.items()), flush=True)
+    tc = train_config(cfg, cfg.precision, data.examples_path if data else None)
+    resume = (out / "training").exists() and any((out / "training").glob("checkpoint-*"))
+    return train(tc, resume=resume), data, tc
+
+
+def _teacher_encoder(name: str):
+    from crossrank.training.distillation import load_teacher
+
+    return load_teacher(name, "bi-encoder")
 
 
 def run_quickstart(cfg: QuickstartConfig) -> dict:
     from crossrank import CrossEncoder
-    from crossrank.data import iter_corpus, iter_queries, load_qrels, write_run
-    from crossrank.evaluation import evaluate, evaluate_per_query
+    from crossrank.data import Collection, iter_corpus, iter_queries, load_qrels
     from crossrank.model.dense import DenseEncoder
+    from crossrank.model.fusion import FusedReranker
     from crossrank.pipeline import Candidates, from_run
     from crossrank.retrieval import BM25Index
     from crossrank.training.datasets import build_evaluator
-    from crossrank.training.trainer import train
-    from crossrank.workflows.report import plot, table, write_report
 
     check_data(cfg.data)
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-
-    # 1. train on the dev600 train split, keep the best checkpoint by the tune split's RR@10
-    print(f"[1/4] training {cfg.base_model} on msmarco-dev600 (train split), {cfg.loss} loss")
-    tc = train_config(cfg, cfg.precision)
     start = time.perf_counter()
-    result = train(tc, resume=(out / "training").exists() and any((out / "training").glob("checkpoint-*")))
+    dense = DenseEncoder() if cfg.fusion or cfg.teacher == "minilm" else None
+
+    # 1. training data and training; the best checkpoint by the tune split's RR@10
+    print(f"[1/4] training {cfg.base_model} on msmarco-dev600 (train split + {cfg.pseudo_queries} pseudo-queries), {cfg.loss} loss")
+    result, data, tc = train_step(cfg, dense)
     timings["training_s"] = time.perf_counter() - start
     precision = result.precision  # measured on this host when cfg.precision is "auto"
     model_dir = out / "model"
-    model = CrossEncoder(result.model_dir, dtype="bf16" if precision == "bf16" else None)
+    model = CrossEncoder(result.model_dir, max_length=cfg.rerank_max_length)
     model.save(model_dir)
-    dense = DenseEncoder(precision="bf16" if precision == "bf16" else "fp32") if cfg.fusion else None
+    dense = dense if cfg.fusion else None
 
-    # 2. fusion weights from the tune split (held out from training)
-    print("[2/4] tuning score fusion on the tune split")
+    # 2. fusion from the tune split (held out from training), guarded against its own inputs
+    print("[2/4] choosing score fusion on the tune split")
     tune_eval = build_evaluator(tc.eval, name="tune")
     tune_cands = [Candidates(q, tune_eval.queries[q], list(docs), [tune_eval.texts[d] for d in docs], [float(-r) for r in range(len(docs))])
                   for q, docs in tune_eval.candidates.items()]
-    tune_scored, _ = score_candidates(tune_cands, model, dense)
-    tune_qrels = {q: tune_eval.qrels[q] for q in tune_eval.candidates if q in tune_eval.qrels}
-    weights, tune_value = tune_fusion(tune_scored, tune_qrels, dense is not None)
-    from crossrank.model.fusion import Feedback, FusedReranker
-
-    # feedback keeps its usual setting: the tune split (one judged passage of 20 per query) cannot measure
-    # what it is for, finding more of a query's relevant passages (docs/recipes.md)
-    feedback = Feedback(cfg.feedback_depth if weights.dense else 0, cfg.feedback_weight)
-    FusedReranker(model, dense, weights, feedback).save_weights(model_dir)
-    print(f"      fusion weights {asdict(weights)} (tune nDCG@10 {tune_value:.4f}), feedback {asdict(feedback)}")
-
-    rows: dict[str, dict[str, dict[str, float]]] = {}
-    per_query: dict[str, tuple[dict, dict]] = {}
-    speeds: dict[str, float] = {}
-
-    def report_dataset(name, scored: Scored, qrels, level: int):
-        runs = {"BM25": scored.run(scored.scores["first_stage"]), "crossrank cross-encoder": scored.run(scored.scores["cross_encoder"])}
-        if weights.dense or weights.first_stage:
-            runs["crossrank fused"] = scored.run(fused(scored, weights, feedback))
-        rows[name] = {}
-        for system, run in runs.items():
-            slug = system.replace(" ", "_")
-            write_run(out / f"{name}.{slug}.trec", run, tag=slug)
-            rows[name][system] = evaluate(qrels, run, metrics=METRICS, relevance_level=level)
-        final = list(runs)[-1]
-        per_query[name] = tuple(
-            {q: v["nDCG@10"] for q, v in evaluate_per_query(qrels, runs[s], metrics=["nDCG@10"], relevance_level=level).items()}
-            for s in ("BM25", final)
-        )
+    choice = None
+    if dense is not None:
+        tune_scored, _ = score_candidates(tune_cands, model, dense)
+        tune_qrels = {q: tune_eval.qrels[q] for q in tune_eval.candidates if q in tune_eval.qrels}
+        choice = tune_fusion(tune_scored, tune_qrels, cfg.fusion_min_gain)
+        FusedReranker(model, dense, choice.weights, choice.feedback, choice=choice).save_weights(model_dir)
+        print(f"      {choice.reason}; weights {asdict(choice.weights)}, feedback {asdict(choice.feedback)}")
+    results = Results(out)
 
     # 3. TREC DL19: BM25 top-100 reranked
     print(f"[3/4] reranking TREC DL19 BM25 top-{cfg.dl19_depth}")
     dl19 = cfg.data / "trec-dl19"
     cands = list(from_run(dl19 / "runs" / "run.dl19.bm25.top100.trec", dl19 / "collection.tsv", dl19 / "queries.dl19.tsv", cfg.dl19_depth))
-    scored, speeds["TREC DL19"] = score_candidates(cands, model, dense)
-    report_dataset("TREC DL19", scored, load_qrels(dl19 / "qrels.dl19-passage.txt"), level=2)
+    scored, results.speeds["TREC DL19"] = score_candidates(cands, model, dense)
+    results.add("TREC DL19", dataset_runs(scored, choice), load_qrels(dl19 / "qrels.dl19-passage.txt"), level=2)
 
     # 4. SciFact, out of domain: BM25 over the whole corpus, top-k reranked
     print(f"[4/4] SciFact: BM25 over the whole corpus, reranking the top-{cfg.scifact_depth}")
@@ -213,41 +261,65 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     qrels = load_qrels(sf / "qrels" / "test.tsv")
     queries = [q for q in iter_queries(sf / "queries.jsonl") if q.query_id in qrels]
     passages = list(iter_corpus(sf / "corpus.jsonl"))
-    index = BM25Index.build(passages, show_progress=False)
-    bm25 = index.search(queries, k=cfg.scifact_depth, show_progress=False)
-    write_run(out / "scifact.bm25.trec", bm25, tag="bm25")
-    from crossrank.data import Collection
-
+    bm25 = BM25Index.build(passages, show_progress=False).search(queries, k=cfg.scifact_depth, show_progress=False)
     texts = Collection.from_passages(passages)
     qtext = {q.query_id: q.text for q in queries}
     sf_cands = [Candidates(q, qtext[q], list(docs), [texts[d] for d in docs], list(docs.values())) for q, docs in bm25.items()]
     model.max_length = min(model.max_length, cfg.scifact_max_length)
-    scored, speeds["SciFact"] = score_candidates(sf_cands, model, dense)
-    report_dataset("SciFact", scored, qrels, level=1)
+    scored, results.speeds["SciFact"] = score_candidates(sf_cands, model, dense)
+    results.add("SciFact", dataset_runs(scored, choice), qrels, level=1)
 
     timings["total_s"] = time.perf_counter() - start
-    summary = {
-        "metrics": rows, "fusion_weights": asdict(weights), "feedback": asdict(feedback), "tune_nDCG@10": tune_value, "precision": precision,
+    summary = summarise(cfg, result, data, choice, results, timings)
+    write_outputs(cfg, result, data, choice, results, timings)
+    return summary
+
+
+def summarise(cfg: QuickstartConfig, result, data, choice, results: Results, timings: dict) -> dict:
+    return {
+        "metrics": results.rows, "paired_tests_nDCG@10": {d: {s: {b: {"diff": v[0], "randomization_p": v[1]} for b, v in c.items()}
+                                                              for s, c in t.items()} for d, t in results.tests.items()},
+        "fusion": None if choice is None else {"weights": asdict(choice.weights), "feedback": asdict(choice.feedback), **choice.record()},
+        "precision": result.precision,
+        "teacher": None if data is None else {"teacher": data.teacher, "chosen_on_train_split": data.teacher_reason,
+                                              "tune_RR@10": data.teacher_tune, "judged_lists": data.judged, "pseudo_lists": data.pseudo,
+                                              "pseudo_skipped": data.skipped},
         "training": {"steps": result.global_step, "seconds": round(timings["training_s"], 1), "pairs_per_s": round(result.pairs_per_second, 1),
                      f"best_tune_{cfg.metric_for_best}": result.best_metric},
-        "rerank_pairs_per_s": {k: round(v, 1) for k, v in speeds.items()},
+        "rerank_pairs_per_s": {k: round(v, 1) for k, v in results.speeds.items()},
         "training_symptoms": [sym.name for sym in result.symptoms],
+        "total_s": round(timings["total_s"], 1),
     }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    text = table(rows, METRICS)
-    png = plot(out / "report.png", result.log_history, cfg.metric_for_best, per_query)
+
+
+def write_outputs(cfg: QuickstartConfig, result, data, choice, results: Results, timings: dict) -> None:
+    from crossrank.data import atomic_write
+    from crossrank.workflows.report import plot, significance_table, table, write_report
+
+    out = cfg.output
+    summary = summarise(cfg, result, data, choice, results, timings)
+    with atomic_write(out / "metrics.json") as f:
+        f.write(json.dumps(summary, indent=2) + "\n")
+    text = table(results.rows, METRICS)
+    png = plot(out / "report.png", result.log_history, cfg.metric_for_best, results.per_query)
+    teacher = [] if data is None else [
+        f"- training data: {data.judged} judged train-split lists + {data.pseudo} pseudo-query lists ({data.skipped})",
+        f"- teacher: {data.teacher}, chosen on the train split ({data.teacher_reason}); on the tune split: "
+        + ", ".join(f"{k} RR@10 {v:.4f}" for k, v in data.teacher_tune.items())]
     write_report(out / "report.md", [
         ("", "# crossrank quickstart report"),
         ("Ranking quality", text),
-        ("Run", "\n".join([
+        ("Paired tests (nDCG@10 difference, randomization p)", significance_table(results.tests)),
+        ("Run", "\n".join(teacher + [
             f"- base model: {cfg.base_model}; loss {cfg.loss} {cfg.loss_options}; lr {cfg.learning_rate} (head {cfg.head_learning_rate}); "
             + (f"{cfg.max_steps} steps; " if cfg.max_steps > 0 else f"epochs {cfg.epochs}; ")
-            + (f"targets {cfg.teacher_scale:g} x bi-encoder ({cfg.teacher}) cosine + {cfg.label_weight:g} x label; " if cfg.teacher else "")
-            + f"batch {cfg.batch_size} queries x {cfg.num_negatives + 1} passages; max_length {cfg.max_length}; precision {precision}",
-            f"- training: {result.global_step} steps in {timings['training_s']:.0f} s ({result.pairs_per_second:.1f} pairs/s); "
+            + f"batch {cfg.batch_size} queries x {cfg.num_negatives + 1} passages; max_length {cfg.max_length}; "
+            f"frozen: embeddings + {cfg.freeze_layers} layers; precision {result.precision}",
+            f"- training: {result.global_step} steps in {timings['training_s']:.0f} s with its data ({result.pairs_per_second:.1f} pairs/s); "
             f"best tune {cfg.metric_for_best} {result.best_metric if result.best_metric is not None else float('nan'):.4f}",
-            f"- fusion weights (tuned on the dev600 tune split): {asdict(weights)}; dense feedback {asdict(feedback)}",
-            "- cross-encoder scoring: " + ", ".join(f"{k} {v:.1f} pairs/s" for k, v in speeds.items()),
+            "- fusion (chosen on the dev600 tune split): " + ("off" if choice is None else
+                                                              f"{choice.reason}; {asdict(choice.weights)}, feedback {asdict(choice.feedback)}"),
+            "- cross-encoder scoring: " + ", ".join(f"{k} {v:.1f} pairs/s" for k, v in results.speeds.items()),
             f"- total time: {timings['total_s']:.0f} s",
         ])),
         ("Training health", "\n".join([f"- **WARNING** {sym.message()}" for sym in result.symptoms]
@@ -255,6 +327,5 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
          + "\n\nData check and precision choice: `training/training_report.md`."),
         ("Plot", f"![training and per-query results]({png.name})"),
     ])
-    print("\n" + text)
-    print(f"\nreport: {out / 'report.md'}  plot: {png}  model: {model_dir}")
-    return summary
+    print("\n" + text + "\n\n" + significance_table(results.tests))
+    print(f"\nreport: {out / 'report.md'}  plot: {png}  model: {out / 'model'}")

@@ -18,6 +18,38 @@ def table(rows: dict[str, dict[str, dict[str, float]]], metrics=REPORT_METRICS) 
     return "\n".join(lines)
 
 
+def significance_table(tests: dict[str, dict[str, dict[str, tuple[float, float]]]], metric: str = "nDCG@10") -> str:
+    """tests: dataset -> system -> baseline -> (difference, paired randomization p); a Markdown table.
+
+    A cell reads "+0.0312 (p 0.004)": the system's mean minus the baseline's, and the two-sided p of the
+    paired randomization test (`crossrank.evaluation.compare`, as `crossrank compare` prints it)."""
+    baselines = list(dict.fromkeys(b for systems in tests.values() for cells in systems.values() for b in cells))
+    lines = ["| dataset | system | " + " | ".join(f"{metric} vs {b}" for b in baselines) + " |", "|" + "---|" * (len(baselines) + 2)]
+    for dataset, systems in tests.items():
+        for system, cells in systems.items():
+            row = [f"{cells[b][0]:+.4f} (p {cells[b][1]:.3f})" if b in cells else "-" for b in baselines]
+            lines.append(f"| {dataset} | {system} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def paired_tests(qrels, runs: dict[str, dict], baselines: tuple[str, ...], metric: str = "nDCG@10",
+                 relevance_level: int = 1) -> dict[str, dict[str, tuple[float, float]]]:
+    """Each run that is not a baseline against each baseline: system -> baseline -> (difference, randomization p)."""
+    from crossrank.evaluation import compare
+
+    missing = [b for b in baselines if b not in runs]
+    if missing:
+        raise ValueError(f"paired_tests expects every baseline among the runs, but {missing} are not in {sorted(runs)}")
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for system, run in runs.items():
+        for base in baselines:
+            if base == system:
+                continue
+            result = compare(qrels, runs[base], run, metrics=[metric], relevance_level=relevance_level)[metric]
+            out.setdefault(system, {})[base] = (result.diff, result.randomization_p)
+    return out
+
+
 def write_report(path: Path, sections: list[tuple[str, str]]) -> Path:
     text = "\n\n".join(f"## {title}\n\n{body}" if title else body for title, body in sections) + "\n"
     tmp = path.with_name(f".{path.name}.tmp")

@@ -1,0 +1,69 @@
+"""The quickstart's training data: judged queries and pseudo-queries, labelled by a teacher chosen on judged queries.
+
+    train split (qrels + BM25 top-20)  ─┐
+    pseudo-queries from the collection ─┼─> one bi-encoder pass over every distinct text
+    (tune candidates held out)          │     -> teacher weights chosen on the train split (never the tune split)
+                                        └─>  -> targets: scale * znorm(teacher) (+ label_weight * label, judged only)
+
+The teacher's own quality on the tune split is measured (and printed) before training starts, so a
+run that cannot beat its teacher is visible as such.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """What `build_training_data` wrote, and what chose it."""
+
+    examples_path: Path
+    judged: int  # judged training queries (lists)
+    pseudo: int  # pseudo-query lists
+    skipped: str  # the pseudo-query skip summary
+    teacher: str  # the teacher, in words
+    teacher_reason: str  # why these teacher weights (chosen on the train split)
+    teacher_tune: dict[str, float]  # the teacher's own quality on the tune split (and BM25's beside it)
+
+
+def build_training_data(sources: dict[str, str], output: Path, dense, *, pseudo_queries: int, strategy: str = "sentence",
+                        num_negatives: int = 15, scale: float = 2.0, label_weight: float = 3.0, seed: int = 12,
+                        metric: str = "RR@10") -> TrainingData:
+    """Training lists for the dev600 train split plus `pseudo_queries` pseudo-queries (0: none), labelled
+    by a bi-encoder/BM25 teacher whose weights are chosen on the train split; written to `output` (JSONL)."""
+    from crossrank.data import load_qrels
+    from crossrank.evaluation import evaluate
+    from crossrank.training.config import DataConfig
+    from crossrank.training.corpus_examples import PseudoDataConfig, labelled_lists, pseudo_lists, to_examples
+    from crossrank.training.example_files import write_examples
+    from crossrank.training.teachers import EnsembleTeacher, TeacherConfig, choose_teacher
+
+    judged, labels = labelled_lists(DataConfig(format="lists", num_negatives=num_negatives, depth=20, **sources), seed)
+    tune, _ = labelled_lists(DataConfig(format="lists", num_negatives=19, depth=20, split_name="tune", **sources), seed)
+    pseudo, skipped = [], "no pseudo-queries"
+    if pseudo_queries:
+        pseudo, counts = pseudo_lists(PseudoDataConfig(sources["corpus"], strategy, pseudo_queries, num_negatives, sources["run"],
+                                                       sources["split"], "tune", seed), show_progress=False)
+        skipped = counts.summary()
+    everything = judged + tune + pseudo
+    vectors = dense.encode_lists([c.query for c in everything], [c.texts for c in everything], show_progress=True)
+    v_judged, v_tune, v_pseudo = vectors[: len(judged)], vectors[len(judged): len(judged) + len(tune)], vectors[len(judged) + len(tune):]
+    qrels = load_qrels(sources["qrels"])
+    config, choice = choose_teacher(judged, qrels, v_judged, metric=metric,
+                                    base=TeacherConfig(scale=scale, label_weight=label_weight))
+    teacher = EnsembleTeacher(config, dense=dense)
+    tune_scores = teacher.scores(tune, vectors=v_tune)
+    tune_run = {c.query_id: dict(zip(c.doc_ids, map(float, s))) for c, s in zip(tune, tune_scores)}
+    bm25_run = {c.query_id: dict(zip(c.doc_ids, c.first_stage)) for c in tune}
+    tune_qrels = {q: qrels[q] for q in tune_run if q in qrels}  # RR counts every qrels query: keep the tune split's
+    tune_quality = {name: evaluate(tune_qrels, run, metrics=[metric])[metric] for name, run in (("teacher", tune_run), ("BM25", bm25_run))}
+    examples = to_examples(judged, teacher.targets(judged, labels, vectors=v_judged))
+    if pseudo:  # a pseudo-query's source passage is a guess, not a judgement: the teacher alone sets its targets
+        unlabelled = EnsembleTeacher(TeacherConfig(**{**config.__dict__, "label_weight": 0.0}), dense=dense)
+        examples += to_examples(pseudo, unlabelled.targets(pseudo, vectors=v_pseudo))
+    write_examples(output, examples)
+    return TrainingData(output, len(judged), len(pseudo), skipped, config.describe(), choice.reason, tune_quality)
