@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, tmp_path):
     cfg = QuickstartConfig(data=data_dir, output=tmp_path / "qs", base_model=str(tiny_model_dir), teacher=str(tiny_model_dir), max_steps=4,
-                           pseudo_queries=12, eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
+                           pseudo_queries=12, freeze_layers=1, eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
     summary = run_quickstart(cfg)
     out = tmp_path / "qs"
     for name in ("report.md", "report.png", "metrics.json", "trec-dl19.BM25.trec", "trec-dl19.bi-encoder.trec", "scifact.crossrank_cross-encoder.trec",
