@@ -18,12 +18,14 @@ def table(rows: dict[str, dict[str, dict[str, float]]], metrics=REPORT_METRICS) 
     return "\n".join(lines)
 
 
-def significance_table(tests: dict[str, dict[str, dict[str, tuple[float, float]]]], metric: str = "nDCG@10") -> str:
+def significance_table(tests: dict[str, dict[str, dict[str, tuple[float, float]]]], metric: str = "nDCG@10",
+                       order: tuple[str, ...] = ("BM25", "bi-encoder")) -> str:
     """tests: dataset -> system -> baseline -> (difference, paired randomization p); a Markdown table.
 
     A cell reads "+0.0312 (p 0.004)": the system's mean minus the baseline's, and the two-sided p of the
     paired randomization test (`crossrank.evaluation.compare`, as `crossrank compare` prints it)."""
-    baselines = list(dict.fromkeys(b for systems in tests.values() for cells in systems.values() for b in cells))
+    found = set(b for systems in tests.values() for cells in systems.values() for b in cells)
+    baselines = [b for b in order if b in found] + sorted(found - set(order))
     lines = ["| dataset | system | " + " | ".join(f"{metric} vs {b}" for b in baselines) + " |", "|" + "---|" * (len(baselines) + 2)]
     for dataset, systems in tests.items():
         for system, cells in systems.items():

@@ -66,4 +66,5 @@ def build_training_data(sources: dict[str, str], output: Path, dense, *, pseudo_
         unlabelled = EnsembleTeacher(TeacherConfig(**{**config.__dict__, "label_weight": 0.0}), dense=dense)
         examples += to_examples(pseudo, unlabelled.targets(pseudo, vectors=v_pseudo))
     write_examples(output, examples)
-    return TrainingData(output, len(judged), len(pseudo), skipped, config.describe(), choice.reason, tune_quality)
+    reason = choice.reason.replace("held-out queries", "judged train-split queries")  # chosen on training queries, not held out
+    return TrainingData(output, len(judged), len(pseudo), skipped, config.describe(), reason, tune_quality)
