@@ -77,3 +77,15 @@ def test_real_msmarco_passages_give_lists_without_held_out_passages(data_dir, st
     # the source passage's BM25 score is a real one: most sources rank among their neighbours' scores or above
     top = sum(c.first_stage[0] >= c.first_stage[1] for c in lists) / len(lists)
     assert top > (0.5 if strategy == "terms" else 0.1)
+
+
+def test_beir_corpus_lists_score_title_and_text_as_the_model_will(data_dir):
+    sf = data_dir / "scifact" / "corpus.jsonl"
+    lists, counts = pseudo_lists(PseudoDataConfig(str(sf), num_queries=20, num_candidates=5, seed=3), show_progress=False)
+    corpus = Collection.open(sf)
+    assert len(lists) == counts.made == 20
+    for c in lists:
+        for doc_id, text in zip(c.doc_ids[1:], c.texts[1:]):
+            assert text == corpus[doc_id]  # title + " " + abstract, as reranking sees it
+        title = corpus.title(c.doc_ids[0])
+        assert c.texts[0].startswith(title + " ") and c.query not in c.texts[0][len(title):]

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, tmp_path):
     cfg = QuickstartConfig(data=data_dir, output=tmp_path / "qs", base_model=str(tiny_model_dir), teacher=str(tiny_model_dir), max_steps=4,
-                           pseudo_queries=12, freeze_layers=1, eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
+                           pseudo_queries=12, scifact_pseudo_queries=6, freeze_layers=1, eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
     summary = run_quickstart(cfg)
     out = tmp_path / "qs"
     for name in ("report.md", "report.png", "metrics.json", "trec-dl19.BM25.trec", "trec-dl19.bi-encoder.trec", "scifact.crossrank_cross-encoder.trec",
@@ -34,7 +34,10 @@ def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, 
     assert set(metrics["paired_tests_nDCG@10"]["SciFact"]["crossrank cross-encoder"]) == {"BM25", "bi-encoder"}
     # the bi-encoder row is the cosine of all-MiniLM-L6-v2 (DL19 BM25 top-10 reordered)
     assert metrics["metrics"]["TREC DL19"]["bi-encoder"]["nDCG@10"] > metrics["metrics"]["TREC DL19"]["BM25"]["nDCG@10"]
-    assert metrics["teacher"]["pseudo_lists"] == 12 and metrics["teacher"]["judged_lists"] == 454
+    assert metrics["teacher"]["pseudo_lists"] == 12 + 6 and metrics["teacher"]["judged_lists"] == 454
+    ids = [json.loads(line)["query_id"] for line in (out / "training_examples.jsonl").read_text().split("\n") if line]  # not splitlines: texts hold U+2028
+    assert sum(i.startswith("scifact/pq-") for i in ids) == 6 and sum(i.startswith("msmarco-dev600/pq-") for i in ids) == 12
+    assert "scifact: 6 pseudo-queries" in metrics["teacher"]["pseudo_skipped"]
     fusion = metrics["fusion"]
     assert fusion["value"] >= max(fusion["inputs"].values())  # the guard: never below its best input on the tune split
     model = CrossEncoder(out / "model")

@@ -20,12 +20,14 @@ def add_parser(sub) -> None:
     p.add_argument("--data", type=Path, default=None, help="data folder (default $CROSSRANK_DATA, else ../shared/data)")
     p.add_argument("--output", type=Path, default=Path("runs/quickstart"), help="output folder (default runs/quickstart)")
     p.add_argument("--base-model", default="minilm", help="model to train from (default: all-MiniLM-L6-v2)")
-    p.add_argument("--max-steps", type=int, default=None, help="training steps (default 150)")
+    p.add_argument("--max-steps", type=int, default=None, help="training steps (default 250)")
     p.add_argument("--epochs", type=float, default=None, help="train for epochs instead of --max-steps")
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--scifact-depth", type=int, default=None, help="SciFact BM25 candidates reranked per query (default 30; 100 takes about twice as long)")
     p.add_argument("--pseudo-queries", type=int, default=None, help="pseudo-queries from the dev600 collection added to training (default 1000; 0: none)")
+    p.add_argument("--scifact-pseudo-queries", type=int, default=None,
+                   help="pseudo-queries from the SciFact corpus added to training (domain adaptation; its queries and qrels are never used)")
     p.add_argument("--no-fusion", action="store_true", help="report the cross-encoder alone, without score fusion")
     p.set_defaults(func=run)
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = QuickstartConfig(data=args.data or default_data_dir(), output=args.output, base_model=args.base_model,
                            precision=args.precision, fusion=not args.no_fusion)
-    for name in ("max_steps", "epochs", "learning_rate", "scifact_depth", "pseudo_queries"):
+    for name in ("max_steps", "epochs", "learning_rate", "scifact_depth", "pseudo_queries", "scifact_pseudo_queries"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.epochs is not None and args.max_steps is None:

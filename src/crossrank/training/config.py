@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crossrank.training.beir_sets import BeirSetConfig
 
 TEACHER_KINDS = ("cross-encoder", "bi-encoder")  # what `data.teacher` names: logits, or the cosine of two embeddings
 
@@ -43,7 +44,12 @@ class DataConfig:
 
 @dataclass
 class EvalConfig:
-    """A held-out reranking set evaluated every `steps` training steps."""
+    """A held-out reranking set evaluated every `steps` training steps.
+
+    `beir` adds small BEIR-layout sets (`BeirSetConfig`; a plain list of folders is allowed): the
+    evaluation then reports each set as `name/metric` (the held-out set, when given, as `tune/...`)
+    and the mean over the sets as `metric`, so `metric_for_best` may be `nDCG@10` or `scifact/nDCG@10`.
+    """
 
     queries: str | None = None
     corpus: str | None = None
@@ -55,6 +61,49 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["RR@10", "nDCG@10", "AP"])
     steps: int = 100
     metric_for_best: str = "nDCG@10"
+    beir: BeirSetConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.beir is not None and not isinstance(self.beir, BeirSetConfig):
+            self.beir = beir_config(self.beir, "eval.beir")
+
+    @property
+    def has_tune_set(self) -> bool:
+        """Whether the held-out set of queries/corpus/qrels/run is configured (any of them)."""
+        return any((self.queries, self.corpus, self.qrels, self.run))
+
+    def set_names(self) -> list[str]:
+        """The names the evaluation reports sets under (`name/metric`); empty without `beir`."""
+        if self.beir is None:
+            return []
+        return ([TUNE_SET] if self.has_tune_set else []) + self.beir.names
+
+    def validate(self) -> None:
+        """With `beir`: `metric_for_best` must name a reported key (`metric` or `set/metric`)."""
+        if self.beir is None:
+            return
+        names = self.set_names()
+        if TUNE_SET in self.beir.names and self.has_tune_set:
+            raise ValueError(f"eval.beir expects no folder named {TUNE_SET!r} (the held-out set's name), but got one")
+        set_part, _, metric = self.metric_for_best.rpartition("/")
+        if metric not in self.metrics or (set_part and set_part not in names):
+            keys = [*self.metrics, *(f"{n}/{m}" for n in names for m in self.metrics)]
+            raise ValueError(f"eval.metric_for_best expects one of {', '.join(keys)}, but got {self.metric_for_best!r}")
+
+
+TUNE_SET = "tune"  # the held-out set's name beside BEIR sets
+
+
+def beir_config(value: Any, source: str) -> BeirSetConfig:
+    """`eval.beir` as a mapping of BeirSetConfig settings or a plain list of folders."""
+    if isinstance(value, (list, tuple)):
+        value = {"folders": list(value)}
+    try:
+        return _build(BeirSetConfig, value, source)
+    except ValueError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise ValueError(f"{source}: {exc}") from exc
 
 
 @dataclass
@@ -89,7 +138,7 @@ class TrainConfig:
         values = dict(values)
         data = _build(DataConfig, values.pop("data", None) or {}, f"{source}: data")
         ev = values.pop("eval", None)
-        evaluation = _build(EvalConfig, ev, f"{source}: eval") if ev else None
+        evaluation = _build_eval(ev, f"{source}: eval") if ev else None
         config = _build(cls, values, source, data=data, eval=evaluation)
         config.validate()
         return config
@@ -125,6 +174,8 @@ class TrainConfig:
             raise ValueError(f"train config: `data.teacher_kind` must be {' or '.join(TEACHER_KINDS)}, but got {self.data.teacher_kind!r}")
         if not self.data.teacher_scale > 0:
             raise ValueError(f"train config: `data.teacher_scale` must be > 0, but got {self.data.teacher_scale!r}")
+        if self.eval is not None:
+            self.eval.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,6 +193,12 @@ def _expand_vars(value, source):
             raise ValueError(f"{source}: {value!r} names an environment variable that is not set")
         return expanded
     return value
+
+
+def _build_eval(values: Any, source: str) -> EvalConfig:
+    if isinstance(values, dict) and values.get("beir") is not None:
+        values = {**values, "beir": beir_config(values["beir"], f"{source}.beir")}
+    return _build(EvalConfig, values, source)
 
 
 def _build(cls, values: dict[str, Any], source: str, **fixed):

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from crossrank.data.corpus import join_title
 from crossrank.data.records import Passage, Query
 from crossrank.pipeline.candidates import Candidates
 from crossrank.training.examples import TrainingExample
@@ -82,7 +83,7 @@ def pseudo_lists(cfg: PseudoDataConfig, passages: Sequence[Passage] | None = Non
             continue
         seen.add(p.doc_id)
         indexed.append(Passage(p.doc_id, positive.get(p.doc_id, p.text), p.title))
-    texts = {p.doc_id: p.text for p in indexed}
+    texts = {p.doc_id: join_title(p.title, p.text) for p in indexed}  # as the model will score it (the BEIR convention)
     index = BM25Index.build(indexed, show_progress=show_progress)
     run = index.search([Query(q.query_id, q.text) for q in queries], k=cfg.num_candidates + 1, show_progress=show_progress)
     lists: list[Candidates] = []

@@ -123,7 +123,22 @@ def build_examples(cfg: DataConfig, seed: int = 0) -> list[TrainingExample]:
 
 
 def build_evaluator(cfg, name: str = "eval"):
-    """A RerankingEvaluator over the held-out split of an EvalConfig."""
+    """A RerankingEvaluator over the held-out split of an EvalConfig.
+
+    With `cfg.beir`: a MultiDatasetEvaluator of the held-out set (named `tune`, when configured)
+    and one set per BEIR folder, measured with `cfg.metrics`."""
+    if getattr(cfg, "beir", None) is None:
+        return _tune_evaluator(cfg, name)
+    from crossrank.training.beir_sets import beir_evaluators
+    from crossrank.training.config import TUNE_SET
+    from crossrank.training.evaluator import MultiDatasetEvaluator
+
+    cfg.validate()
+    tune = [_tune_evaluator(cfg, TUNE_SET)] if cfg.has_tune_set else []
+    return MultiDatasetEvaluator(tune + list(beir_evaluators(cfg.beir, metrics=cfg.metrics).evaluators))
+
+
+def _tune_evaluator(cfg, name: str):
     from crossrank.data import Collection, load_qrels, load_queries, load_run
     from crossrank.training.evaluator import RerankingEvaluator
 

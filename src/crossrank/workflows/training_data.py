@@ -11,8 +11,12 @@ run that cannot beat its teacher is visible as such.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from crossrank.pipeline.candidates import Candidates
+from crossrank.training.corpus_examples import PseudoDataConfig
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +27,8 @@ class TrainingData:
 
     examples_path: Path
     judged: int  # judged training queries (lists)
-    pseudo: int  # pseudo-query lists
-    skipped: str  # the pseudo-query skip summary
+    pseudo: int  # pseudo-query lists (every corpus)
+    skipped: str  # the pseudo-query skip summary (every corpus)
     teacher: str  # the teacher, in words
     teacher_reason: str  # why these teacher weights (chosen on the train split)
     teacher_tune: dict[str, float]  # the teacher's own quality on the tune split (and BM25's beside it)
@@ -32,23 +36,28 @@ class TrainingData:
 
 def build_training_data(sources: dict[str, str], output: Path, dense, *, pseudo_queries: int, strategy: str = "sentence",
                         num_negatives: int = 15, scale: float = 2.0, label_weight: float = 3.0, seed: int = 12,
-                        metric: str = "RR@10") -> TrainingData:
-    """Training lists for the dev600 train split plus `pseudo_queries` pseudo-queries (0: none), labelled
+                        metric: str = "RR@10", other_corpora: Sequence[PseudoDataConfig] = ()) -> TrainingData:
+    """Training lists for the dev600 train split plus `pseudo_queries` pseudo-queries (0: none) from its
+    collection and the pseudo-queries of `other_corpora` (a user's own corpus: domain adaptation), labelled
     by a bi-encoder/BM25 teacher whose weights are chosen on the train split; written to `output` (JSONL)."""
     from crossrank.data import load_qrels
     from crossrank.evaluation import evaluate
     from crossrank.training.config import DataConfig
-    from crossrank.training.corpus_examples import PseudoDataConfig, labelled_lists, pseudo_lists, to_examples
+    from crossrank.training.corpus_examples import labelled_lists, pseudo_lists, to_examples
     from crossrank.training.example_files import write_examples
     from crossrank.training.teachers import EnsembleTeacher, TeacherConfig, choose_teacher
 
     judged, labels = labelled_lists(DataConfig(format="lists", num_negatives=num_negatives, depth=20, **sources), seed)
     tune, _ = labelled_lists(DataConfig(format="lists", num_negatives=19, depth=20, split_name="tune", **sources), seed)
-    pseudo, skipped = [], "no pseudo-queries"
-    if pseudo_queries:
-        pseudo, counts = pseudo_lists(PseudoDataConfig(sources["corpus"], strategy, pseudo_queries, num_negatives, sources["run"],
-                                                       sources["split"], "tune", seed), show_progress=False)
-        skipped = counts.summary()
+    pseudo, summaries = [], []
+    corpora = ([PseudoDataConfig(sources["corpus"], strategy, pseudo_queries, num_negatives, sources["run"], sources["split"], "tune", seed)]
+               if pseudo_queries else []) + list(other_corpora)
+    for corpus_cfg in corpora:
+        lists, counts = pseudo_lists(corpus_cfg, show_progress=False)
+        prefix = f"{Path(corpus_cfg.corpus).parent.name}/"  # query ids stay distinct across corpora
+        pseudo += [Candidates(prefix + c.query_id, c.query, c.doc_ids, c.texts, c.first_stage) for c in lists]
+        summaries.append(f"{Path(corpus_cfg.corpus).parent.name}: {counts.summary()}")
+    skipped = "; ".join(summaries) or "no pseudo-queries"
     everything = judged + tune + pseudo
     vectors = dense.encode_lists([c.query for c in everything], [c.texts for c in everything], show_progress=True)
     v_judged, v_tune, v_pseudo = vectors[: len(judged)], vectors[len(judged): len(judged) + len(tune)], vectors[len(judged) + len(tune):]
