@@ -21,6 +21,17 @@ def test_split_sentences_and_inverse_cloze_removes_the_query_sentence():
     assert sentence not in positive and positive.count(".") == 2
 
 
+def test_sentences_joined_without_a_space_are_split(data_dir):
+    # SciFact abstracts join sentences so ("... disabilities.A line scan ..."); abbreviations and decimals stay whole
+    text = "Growth can affect development.A line scan was applied (n = 7).To assess it, e.g.U.S. data at 1.8 ms were used."
+    assert split_sentences(text) == ["Growth can affect development.", "A line scan was applied (n = 7).",
+                                     "To assess it, e.g.U.S. data at 1.8 ms were used."]
+    from crossrank.data import iter_corpus
+
+    abstracts = [p.text for _, p in zip(range(300), iter_corpus(data_dir / "scifact" / "corpus.jsonl"))]
+    assert sum(len(split_sentences(t)) > 1 for t in abstracts) > 0.9 * len(abstracts)
+
+
 def test_terms_query_keeps_salient_words_in_passage_order():
     idf = {"zebra": 5.0, "stripes": 4.0, "savanna": 3.0, "animal": 1.0, "lives": 0.5}
     query = terms_query("The zebra is an animal that lives on the savanna with stripes.", random.Random(0), idf, 3, 3)
@@ -84,8 +95,9 @@ def test_beir_corpus_lists_score_title_and_text_as_the_model_will(data_dir):
     lists, counts = pseudo_lists(PseudoDataConfig(str(sf), num_queries=20, num_candidates=5, seed=3), show_progress=False)
     corpus = Collection.open(sf)
     assert len(lists) == counts.made == 20
+    sources = {c.doc_ids[0]: c.texts[0] for c in lists}  # another query's source is a neighbour without its query sentence
     for c in lists:
         for doc_id, text in zip(c.doc_ids[1:], c.texts[1:]):
-            assert text == corpus[doc_id]  # title + " " + abstract, as reranking sees it
+            assert text == sources.get(doc_id, corpus[doc_id])  # title + " " + abstract, as reranking sees it
         title = corpus.title(c.doc_ids[0])
         assert c.texts[0].startswith(title + " ") and c.query not in c.texts[0][len(title):]

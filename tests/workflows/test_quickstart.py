@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, tmp_path):
     cfg = QuickstartConfig(data=data_dir, output=tmp_path / "qs", base_model=str(tiny_model_dir), teacher=str(tiny_model_dir), max_steps=4,
-                           pseudo_queries=12, scifact_pseudo_queries=6, freeze_layers=1, eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32")
+                           pseudo_queries=12, scifact_pseudo_queries=6, freeze_layers=1, eval_steps=2, max_length=64, dl19_depth=10, scifact_depth=5, precision="fp32",
+                           beir_folders=("classic/cisi", "classic/cranfield"), beir_queries=4, beir_depth=5)
     summary = run_quickstart(cfg)
     out = tmp_path / "qs"
     for name in ("report.md", "report.png", "metrics.json", "trec-dl19.BM25.trec", "trec-dl19.bi-encoder.trec", "scifact.crossrank_cross-encoder.trec",
@@ -28,7 +29,14 @@ def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, 
     # BM25 rows are the first stage itself: DL19 BM25 top-10 as published (0.5058 at depth 100; same top-10 here)
     assert metrics["metrics"]["TREC DL19"]["BM25"]["nDCG@10"] == pytest.approx(0.5058, abs=1e-4)
     assert metrics["metrics"]["SciFact"]["BM25"]["nDCG@10"] > 0.6
+    # the small BEIR-layout collections, each with its own rows, and their NanoBEIR-style mean per system
+    rows = metrics["metrics"]
+    mean = rows["mean of 2 BEIR-layout sets"]
+    for system in ("BM25", "bi-encoder", "crossrank cross-encoder", "crossrank fused"):
+        assert mean[system]["nDCG@10"] == pytest.approx((rows["cisi"][system]["nDCG@10"] + rows["cranfield"][system]["nDCG@10"]) / 2)
+    assert (out / "cranfield.crossrank_fused.trec").exists() and set(metrics["paired_tests_nDCG@10"]["cisi"]) == set(mean)
     report = (out / "report.md").read_text()
+    assert "| mean of 2 BEIR-layout sets | BM25 |" in report
     assert "| TREC DL19 | BM25 |" in report and "pairs/s" in report
     assert "| TREC DL19 | crossrank cross-encoder | " in report.split("Paired tests")[1]  # tested against BM25 and the bi-encoder
     assert set(metrics["paired_tests_nDCG@10"]["SciFact"]["crossrank cross-encoder"]) == {"BM25", "bi-encoder"}
@@ -40,6 +48,13 @@ def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, 
     assert "scifact: 6 pseudo-queries" in metrics["teacher"]["pseudo_skipped"]
     fusion = metrics["fusion"]
     assert fusion["value"] >= max(fusion["inputs"].values())  # the guard: never below its best input on the tune split
+    # every distinct text the bi-encoder embedded is kept: a restart embeds nothing twice
+    from crossrank.model.dense import DenseEncoder
+    from crossrank.model.vector_cache import VectorCache
+
+    kept = VectorCache(out / "dense_vectors.npz")
+    kept.bind(DenseEncoder().identity())
+    assert len(kept) > 1000 and kept.missing(["a text no run embedded"]) == [0]
     model = CrossEncoder(out / "model")
     assert model.predict([("q", "p")]).shape == (1,)
     fused = FusedReranker.load(out / "model")

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from crossrank.model.loading import check_weight_files, read_stored_settings, resolve_model_path
+from crossrank.model.vector_cache import VectorCache
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,13 @@ class DenseEncoder:
         precision: "fp32" (default, exact) or "bf16": the forward pass under bf16 autocast, pooling
             and normalisation in fp32 -- faster only where the host runs bf16 natively (the
             quickstart uses it when its measured precision choice is bf16).
+        cache: a `VectorCache` (optionally backed by a file): each distinct text is embedded once for
+            this set-up, across calls and restarts.
     """
 
     def __init__(self, model_name_or_path: str | os.PathLike | None = None, max_length: int | None = None,
-                 device: str | torch.device | None = None, batch_size: int = 64, precision: str = "fp32"):
+                 device: str | torch.device | None = None, batch_size: int = 64, precision: str = "fp32",
+                 cache: VectorCache | None = None):
         from transformers import AutoModel, AutoTokenizer
 
         if model_name_or_path is None:
@@ -82,6 +86,15 @@ class DenseEncoder:
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModel.from_pretrained(self.path, use_safetensors=safe).to(self.device).eval()
+        self.cache = cache
+        if cache is not None:
+            cache.bind(self.identity())
+
+    def identity(self) -> str:
+        """What decides a vector: the weights, pooling, max_length and precision (a cache is bound to it)."""
+        from crossrank.model.backends.base import weights_fingerprint
+
+        return f"{weights_fingerprint(self.model)}|{self.pooling}|{self.max_length}|{self.precision}"
 
     def __repr__(self) -> str:
         return (f"DenseEncoder({str(self.path)!r}, max_length={self.max_length}, pooling={self.pooling!r}, device={self.device}, "
@@ -126,7 +139,14 @@ class DenseEncoder:
         """Vectors of the distinct texts (each embedded once) and, for each input text, its row among them."""
         unique = list(dict.fromkeys(texts))
         row = {t: i for i, t in enumerate(unique)}
-        return self.encode(unique, show_progress=show_progress, desc=desc), np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))
+        rows = np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))
+        if self.cache is None:
+            return self.encode(unique, show_progress=show_progress, desc=desc), rows
+        todo = [unique[i] for i in self.cache.missing(unique)]
+        if todo:
+            self.cache.put(todo, self.encode(todo, show_progress=show_progress, desc=desc))
+            self.cache.save()
+        return self.cache.get(unique, self.dim), rows
 
     def encode_lists(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[str]],
                      show_progress: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:

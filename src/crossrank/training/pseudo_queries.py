@@ -27,7 +27,9 @@ from crossrank.data.records import Passage
 
 STRATEGIES = ("sentence", "terms")
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+# after . ! ? and a space before a capital, digit or quote; or with no space, after a lower-case word
+# and before a capitalised one ("disabilities.A line scan": SciFact abstracts join sentences so)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|(?<=[a-z0-9)\]][a-z0-9)\]][.!?])(?=[A-Z])")
 _WORD = re.compile(r"\b\w\w+\b")
 # English function words: never a salient term (bm25s' list is a superset; this one keeps the module dependency-free)
 STOPWORDS = frozenset("""a about above after again against all am an and any are as at be because been before being below

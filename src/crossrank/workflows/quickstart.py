@@ -54,12 +54,17 @@ class QuickstartConfig:
     precision: str = "auto"  # auto: each precision timed on the model's training step, the fastest used
     dl19_depth: int = 100
     scifact_depth: int = 30  # 100 doubles the run time on a 2-core CPU; --scifact-depth 100 for the full job
-    scifact_max_length: int = 128
+    scifact_max_length: int = 96  # the training length: 96 >= 128 > 256 on a SciFact train-query sample (docs/recipes.md), and faster
     fusion: bool = True
     feedback_depth: int = 3  # Rocchio feedback on the bi-encoder query from the fused top 3 (0: off)
     feedback_weight: float = 1.0
     metric_for_best: str = "RR@10"  # the tune split has one judged relevant per query: MS MARCO's measure
     fusion_min_gain: float = 0.01  # fusion must beat its best input on the tune split by this much (else: that input alone)
+    # small BEIR-layout collections under `data`, NanoBEIR-style: a seeded sample of judged test queries, BM25 over the whole
+    # corpus, the top `beir_depth` reranked; reported with their mean nDCG@10 (evaluation only: nothing is chosen on them)
+    beir_folders: tuple[str, ...] = ("classic/cacm", "classic/cisi", "classic/cranfield", "classic/vaswani-npl")
+    beir_queries: int = 50  # per collection, as NanoBEIR
+    beir_depth: int = 20
     seed: int = 12
 
 
@@ -225,19 +230,25 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     from crossrank.data import Collection, iter_corpus, iter_queries, load_qrels
     from crossrank.model.dense import DenseEncoder
     from crossrank.model.fusion import FusedReranker
+    from crossrank.model.vector_cache import VectorCache
     from crossrank.pipeline import Candidates, from_run
     from crossrank.retrieval import BM25Index
     from crossrank.training.datasets import build_evaluator
 
     check_data(cfg.data)
+    for name, low in (("beir_queries", 0), ("beir_depth", 1), ("dl19_depth", 1), ("scifact_depth", 1)):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"quickstart {name} expects an integer >= {low}, but got {value!r}")
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    dense = DenseEncoder() if cfg.fusion or cfg.teacher == "minilm" else None
+    # one bi-encoder pass per distinct text over the whole job, kept on disk so that a restart embeds nothing twice
+    dense = DenseEncoder(cache=VectorCache(out / "dense_vectors.npz")) if cfg.fusion or cfg.teacher == "minilm" else None
 
     # 1. training data and training; the best checkpoint by the tune split's RR@10
-    print(f"[1/4] training {cfg.base_model} on msmarco-dev600 (train split + {cfg.pseudo_queries} pseudo-queries) + {cfg.scifact_pseudo_queries} SciFact-corpus pseudo-queries, {cfg.loss} loss")
+    print(f"[1/5] training {cfg.base_model} on msmarco-dev600 (train split + {cfg.pseudo_queries} pseudo-queries) + {cfg.scifact_pseudo_queries} SciFact-corpus pseudo-queries, {cfg.loss} loss")
     result, data, tc = train_step(cfg, dense)
     timings["training_s"] = time.perf_counter() - start
     precision = result.precision  # measured on this host when cfg.precision is "auto"
@@ -247,7 +258,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     dense = dense if cfg.fusion else None
 
     # 2. fusion from the tune split (held out from training), guarded against its own inputs
-    print("[2/4] choosing score fusion on the tune split")
+    print("[2/5] choosing score fusion on the tune split")
     tune_eval = build_evaluator(tc.eval, name="tune")
     tune_cands = [Candidates(q, tune_eval.queries[q], list(docs), [tune_eval.texts[d] for d in docs], [float(-r) for r in range(len(docs))])
                   for q, docs in tune_eval.candidates.items()]
@@ -261,14 +272,14 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     results = Results(out)
 
     # 3. TREC DL19: BM25 top-100 reranked
-    print(f"[3/4] reranking TREC DL19 BM25 top-{cfg.dl19_depth}")
+    print(f"[3/5] reranking TREC DL19 BM25 top-{cfg.dl19_depth}")
     dl19 = cfg.data / "trec-dl19"
     cands = list(from_run(dl19 / "runs" / "run.dl19.bm25.top100.trec", dl19 / "collection.tsv", dl19 / "queries.dl19.tsv", cfg.dl19_depth))
     scored, results.speeds["TREC DL19"] = score_candidates(cands, model, dense)
     results.add("TREC DL19", dataset_runs(scored, choice), load_qrels(dl19 / "qrels.dl19-passage.txt"), level=2)
 
     # 4. SciFact, out of domain: BM25 over the whole corpus, top-k reranked
-    print(f"[4/4] SciFact: BM25 over the whole corpus, reranking the top-{cfg.scifact_depth}")
+    print(f"[4/5] SciFact: BM25 over the whole corpus, reranking the top-{cfg.scifact_depth}")
     sf = cfg.data / "scifact"
     qrels = load_qrels(sf / "qrels" / "test.tsv")
     queries = [q for q in iter_queries(sf / "queries.jsonl") if q.query_id in qrels]
@@ -281,10 +292,35 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     scored, results.speeds["SciFact"] = score_candidates(sf_cands, model, dense)
     results.add("SciFact", dataset_runs(scored, choice), qrels, level=1)
 
+    beir_sets(cfg, model, dense, choice, results)
+
     timings["total_s"] = time.perf_counter() - start
     summary = summarise(cfg, result, data, choice, results, timings)
     write_outputs(cfg, result, data, choice, results, timings)
     return summary
+
+
+def beir_sets(cfg: QuickstartConfig, model, dense, choice, results: Results) -> None:
+    """The small BEIR-layout collections, each reported like SciFact, and their NanoBEIR-style mean nDCG@10 per system."""
+    from crossrank.training.beir_sets import beir_candidates, nano_mean
+
+    folders = [cfg.data / f for f in cfg.beir_folders]
+    absent = [str(f) for f in folders if not (f / "corpus.jsonl").exists()]
+    if absent:
+        print(f"      BEIR-layout collections not found, left out of the mean: {', '.join(absent)}")
+    folders = [f for f in folders if str(f) not in absent]
+    if not folders or not cfg.beir_queries:
+        return
+    print(f"[5/5] {len(folders)} small BEIR-layout collections: {cfg.beir_queries} test queries each, BM25 top-{cfg.beir_depth} reranked")
+    names = []
+    for folder in folders:
+        found = beir_candidates(folder, split="test", queries_per_set=cfg.beir_queries, depth=cfg.beir_depth)
+        candidates = [c for c in found.candidates if c.doc_ids]  # a query BM25 matches nothing in has nothing to rerank
+        scored, results.speeds[found.name] = score_candidates(candidates, model, dense)
+        results.add(found.name, dataset_runs(scored, choice), found.qrels, level=1)
+        names.append(found.name)
+    results.rows[f"mean of {len(names)} BEIR-layout sets"] = {
+        system: {"nDCG@10": nano_mean({n: results.rows[n][system] for n in names})} for system in results.rows[names[0]]}
 
 
 def summarise(cfg: QuickstartConfig, result, data, choice, results: Results, timings: dict) -> dict:
@@ -313,7 +349,8 @@ def write_outputs(cfg: QuickstartConfig, result, data, choice, results: Results,
     with atomic_write(out / "metrics.json") as f:
         f.write(json.dumps(summary, indent=2) + "\n")
     text = table(results.rows, METRICS)
-    png = plot(out / "report.png", result.log_history, cfg.metric_for_best, results.per_query)
+    png = plot(out / "report.png", result.log_history, cfg.metric_for_best,
+               {k: v for k, v in results.per_query.items() if k in ("TREC DL19", "SciFact")})
     teacher = [] if data is None else [
         f"- training data: {data.judged} judged train-split lists + {data.pseudo} pseudo-query lists ({data.skipped})",
         f"- teacher: {data.teacher}, chosen on the train split ({data.teacher_reason}); on the tune split: "
