@@ -93,8 +93,7 @@ class VectorCache:
         from crossrank.data import atomic_write
 
         keys = np.frombuffer(b"".join(self._vectors), dtype=np.uint8).reshape(-1, 16)
-        dim = next(iter(self._vectors.values())).shape[0] if self._vectors else 0
-        vectors = np.stack(list(self._vectors.values())) if self._vectors else np.empty((0, dim), dtype=np.float32)
+        vectors = np.stack(list(self._vectors.values())) if self._vectors else np.empty((0, 0), dtype=np.float32)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.path, "wb") as f:
             np.savez(f, identity=np.array(self.identity), keys=keys, vectors=vectors)

@@ -304,13 +304,13 @@ def beir_sets(cfg: QuickstartConfig, model, dense, choice, results: Results) -> 
     """The small BEIR-layout collections, each reported like SciFact, and their NanoBEIR-style mean nDCG@10 per system."""
     from crossrank.training.beir_sets import beir_candidates, nano_mean
 
-    folders = [cfg.data / f for f in cfg.beir_folders]
-    absent = [str(f) for f in folders if not (f / "corpus.jsonl").exists()]
+    folders = [cfg.data / f for f in cfg.beir_folders if (cfg.data / f / "corpus.jsonl").exists()]
+    absent = [str(cfg.data / f) for f in cfg.beir_folders if cfg.data / f not in folders]
     if absent:
         print(f"      BEIR-layout collections not found, left out of the mean: {', '.join(absent)}")
-    folders = [f for f in folders if str(f) not in absent]
     if not folders or not cfg.beir_queries:
         return
+    # the model scores at the length SciFact left it (the training length): out-of-domain sets alike
     print(f"[5/5] {len(folders)} small BEIR-layout collections: {cfg.beir_queries} test queries each, BM25 top-{cfg.beir_depth} reranked")
     names = []
     for folder in folders:
