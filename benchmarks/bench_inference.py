@@ -299,7 +299,7 @@ def main(argv=None) -> int:
     print(f"fp32 GEMM ceiling (best of {len(ceilings)} measurements): torch {torch_gemm:.0f}, ONNX Runtime "
           f"{ort_gemm or float('nan'):.0f} GFLOP/s -> {ceiling_pairs:.0f} pairs/s")
 
-    from crossrank.model.backends import compare_runs
+    from crossrank.workflows.fidelity import compare_runs
 
     def as_run(scores):
         run, i = {}, 0

@@ -123,3 +123,16 @@ def test_console_script_subprocess(dl19):
         pytest.skip(f"another subcommand module is not in place yet: {result.stderr.strip().splitlines()[-1]}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].split() == ["nDCG@10", "0.5058"]
+
+
+def test_evaluate_files_is_the_library_call(dl19, tmp_path):
+    from crossrank.evaluation.evaluate_job import EvaluateConfig, evaluate_files
+
+    out_json = tmp_path / "metrics.json"
+    result = evaluate_files(EvaluateConfig(dl19 / "qrels.dl19-passage.txt", dl19 / "runs" / "run.dl19.splade-pp-ed.top100.trec",
+                                           ["nDCG@10", "RR@10"], relevance_level=2, per_query=True, json=out_json))
+    assert list(result.means) == ["nDCG@10", "RR@10"] and result.means["nDCG@10"] == pytest.approx(0.7308, abs=1e-4)
+    assert len(result.per_query) == 43 and json.loads(out_json.read_text()) == pytest.approx(result.means)
+    mean = sum(v["nDCG@10"] for v in result.per_query.values()) / len(result.per_query)
+    assert mean == pytest.approx(result.means["nDCG@10"])
+    assert evaluate_files(EvaluateConfig(dl19 / "qrels.dl19-passage.txt", dl19 / "runs" / "run.dl19.bm25.top100.trec")).per_query is None

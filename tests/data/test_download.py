@@ -19,6 +19,7 @@ import pytest
 
 import crossrank.cli.main as cli_main
 from crossrank.data import download as dl
+from crossrank.data.download import transfer
 from crossrank.data.download import (
     ChecksumError,
     Dataset,
@@ -250,7 +251,7 @@ def test_http_errors_name_the_url(server, tmp_path):
     assert not (tmp_path / "absent.bin").exists() and not (tmp_path / "absent.bin.part").exists()
 
 
-@pytest.mark.skipif(dl.fcntl is None, reason="POSIX file locks only")
+@pytest.mark.skipif(transfer.fcntl is None, reason="POSIX file locks only")
 def test_a_part_locked_by_another_download_is_left_alone(server, tmp_path):
     import fcntl
 

@@ -22,19 +22,31 @@ def t(rows, dtype=torch.float64, grad=False):
 @pytest.mark.parametrize("sigma", [1.0, 0.5, 3.0])
 def test_ranknet_two_docs(sigma):
     s1, s2 = 0.3, 1.1
-    expected = math.log(1 + math.exp(-sigma * (s1 - s2)))
+    # the default is sentence-transformers' RankNetLoss default: log base 2
+    expected = math.log2(1 + math.exp(-sigma * (s1 - s2)))
     assert F.ranknet(t([[s1, s2]]), t([[1.0, 0.0]]), sigma=sigma).item() == pytest.approx(expected, abs=1e-12)
-    # order of the columns does not matter; binary log divides by ln 2
+    # order of the columns does not matter
     assert F.ranknet(t([[s2, s1]]), t([[0.0, 1.0]]), sigma=sigma).item() == pytest.approx(expected, abs=1e-12)
-    binary = F.ranknet(t([[s1, s2]]), t([[1.0, 0.0]]), sigma=sigma, reduction_log="binary").item()
-    assert binary == pytest.approx(expected / math.log(2), abs=1e-12)
+    natural = F.ranknet(t([[s1, s2]]), t([[1.0, 0.0]]), sigma=sigma, reduction_log="natural").item()
+    assert natural == pytest.approx(math.log(1 + math.exp(-sigma * (s1 - s2))), abs=1e-12)
+
+
+@pytest.mark.parametrize("reduction_log,log_of_e", [(None, 1 / math.log(2)), ("binary", 1 / math.log(2)), ("natural", 1.0)])
+def test_ranknet_gradient_by_hand(reduction_log, log_of_e):
+    s1, s2, sigma = 0.3, 1.1, 0.7
+    scores = t([[s1, s2]], grad=True)
+    options = {} if reduction_log is None else {"reduction_log": reduction_log}
+    F.ranknet(scores, t([[1.0, 0.0]]), sigma=sigma, **options).backward()
+    # d/ds1 log_b(1 + exp(-sigma (s1 - s2))) = -sigma * sigmoid(-sigma (s1 - s2)) / ln b
+    g = -sigma / (1 + math.exp(sigma * (s1 - s2))) * log_of_e
+    assert scores.grad.tolist() == [pytest.approx([g, -g], abs=1e-12)]
 
 
 def test_ranknet_averages_over_all_pairs_of_the_batch():
     scores = t([[2.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
     labels = t([[2.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     mask = torch.tensor([[True, True, True], [True, True, False]])
-    f = lambda d: math.log1p(math.exp(-d))  # noqa: E731
+    f = lambda d: math.log2(1 + math.exp(-d))  # noqa: E731
     expected = (f(1.0) + f(2.0) + f(1.0) + f(-1.0)) / 4
     assert F.ranknet(scores, labels, mask).item() == pytest.approx(expected, abs=1e-12)
 

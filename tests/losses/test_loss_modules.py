@@ -36,7 +36,7 @@ def test_registry_options_and_config():
     loss = L.get_loss("lambda", weighting="ndcg2", k=5, sigma=2.0)
     assert loss.config == {"weighting": "ndcg2", "k": 5, "sigma": 2.0, "mu": 10.0, "eps": 1e-10,
                            "reduction_log": "binary"}
-    assert L.get_loss("ranknet").config == {"sigma": 1.0, "k": None, "reduction_log": "natural"}
+    assert L.get_loss("ranknet").config == {"sigma": 1.0, "k": None, "reduction_log": "binary"}
     assert L.get_loss("bce", pos_weight=torch.tensor(2.0)).config == {"pos_weight": 2.0}
     assert L.get_loss("mnrl").config == {"scale": 10.0, "num_negatives": 4, "activation": "sigmoid"}
     assert L.get_loss("cached_mnrl", mini_batch_size=8).config["mini_batch_size"] == 8

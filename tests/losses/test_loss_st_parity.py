@@ -112,6 +112,14 @@ def test_ranknet_matches_st(st_losses, case, wrap_st, k, sigma, reduction_log):
     )
 
 
+def test_ranknet_default_matches_st_default(st_losses, case, wrap_st):
+    # Both defaults use log base 2: the same recipe gives the same loss and gradient.
+    batch, table = case(RAGGED, seed=21)
+    theirs = st_losses.RankNetLoss(wrap_st(table))
+    check_parity(table, lambda: losses.get_loss("ranknet")(table, batch), st_listwise_call(theirs, batch))
+    check_parity(table, functional_call(F.ranknet, table, batch), st_listwise_call(theirs, batch))
+
+
 @pytest.mark.parametrize("labels", ["graded", "distinct", "teacher"])
 def test_listnet_matches_st(st_losses, case, wrap_st, labels):
     batch, table = case(RAGGED, seed=4, labels=labels)

@@ -12,17 +12,9 @@ import pytest
 import torch
 
 from crossrank import CrossEncoder
-from crossrank.model.backends import (
-    FidelityConfig,
-    OnnxBackend,
-    TorchBackend,
-    check_fidelity,
-    compare_runs,
-    passing_record,
-    top_k_overlap,
-)
-from crossrank.model.backends import selection
+from crossrank.model.backends import OnnxBackend, TorchBackend, passing_record, selection
 from crossrank.model.backends.base import precision_name, weights_fingerprint
+from crossrank.workflows.fidelity import FidelityConfig, check_fidelity, compare_runs, top_k_overlap
 
 PAIRS = [
     ("what is a cat", "a cat is a small domesticated carnivorous mammal"),
@@ -81,7 +73,7 @@ def test_impossible_combinations_raise(tiny_copy, kwargs, error, message):
 
 def _cuda_stub(model):
     # what create_backend reads from a CrossEncoder, with a CUDA device (nothing runs on it)
-    return types.SimpleNamespace(model=model, device=torch.device("cuda"), path=None, _uses_token_types=True)
+    return types.SimpleNamespace(model=model, device=torch.device("cuda"), path=None, uses_token_types=True)
 
 
 @pytest.mark.parametrize("bf16_supported, expected", [(True, "bf16"), (False, "fp16")])
@@ -134,6 +126,30 @@ def test_bf16_measurement_times_the_model_and_is_cached(tiny_copy, tmp_path, mon
     assert key.endswith("|16x128|inference") and entry["host"]["torch_capability"]
     assert first == pytest.approx(entry["seconds"]["fp32"] / entry["seconds"]["bf16"])
     assert model_bf16_speedup(ce) == first  # read back, not measured again
+
+
+def test_using_backend_restores_the_previous_choice(tiny_copy):
+    ce = CrossEncoder(tiny_copy)
+    before = ce.inference_backend
+    with ce.using_backend("torch", "int8") as b:
+        assert ce.inference_backend is b and (ce.backend, ce.precision) == ("torch", "int8")
+    assert ce.inference_backend is before
+    with pytest.raises(RuntimeError, match="boom"), ce.using_backend("torch", "int8"):
+        raise RuntimeError("boom")
+    assert ce.inference_backend is before and ce.precision == "fp32"
+    with pytest.raises(ValueError, match="fp16 runs on CUDA only"), ce.using_backend("torch", "fp16"):
+        pass
+    assert ce.inference_backend is before
+
+
+def test_weights_fingerprint_is_cached_until_the_weights_change(tiny_copy):
+    ce = CrossEncoder(tiny_copy)
+    assert ce.uses_token_types  # BERT's tokenizer gives token type ids
+    first = ce.weights_fingerprint()
+    assert first == weights_fingerprint(ce.model) and ce.weights_fingerprint() == first
+    with torch.no_grad():
+        ce.model.classifier.bias.add_(1.0)
+    assert ce.weights_fingerprint() != first and ce.weights_fingerprint() == weights_fingerprint(ce.model)
 
 
 def test_torch_int8_quantises_a_copy_and_follows_weight_changes(tiny_copy):

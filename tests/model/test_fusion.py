@@ -164,8 +164,10 @@ def test_weights_may_leave_out_the_cross_encoder_but_not_every_scorer():
 class RaisingCrossEncoder:
     """A stand-in cross-encoder that must not be run."""
 
-    def rerank_many(self, *args, **kwargs):
+    def score_candidates(self, *args, **kwargs):
         raise RuntimeError("the cross-encoder ran")
+
+    rerank_many = predict = score_candidates
 
 
 def test_a_zero_cross_encoder_weight_never_runs_the_cross_encoder(dense):
@@ -205,7 +207,7 @@ def test_cli_rerank_fused_with_a_zero_cross_encoder_weight_skips_it(tiny_model_d
     shutil.copytree(tiny_model_dir, folder)
     weights, feedback = FusionWeights(cross_encoder=0.0, dense=1.0, first_stage=0.5), Feedback(depth=3, weight=1.0)
     FusedReranker(None, dense, weights, feedback).save_weights(folder)
-    monkeypatch.setattr(CrossEncoder, "rerank_many", RaisingCrossEncoder.rerank_many)
+    monkeypatch.setattr(CrossEncoder, "score_candidates", RaisingCrossEncoder.score_candidates)
     out = tmp_path / "fused.trec"
     args = ["--run", str(run), "--corpus", str(dl19 / "collection.tsv"), "--queries", str(dl19 / "queries.dl19.tsv"), "--depth", "8"]
     assert main(["rerank", "--model", str(folder), "--fused", *args, "--output", str(out)]) == 0
@@ -221,7 +223,7 @@ def test_cli_rerank_fused_with_a_zero_cross_encoder_weight_skips_it(tiny_model_d
 @pytest.fixture(scope="module")
 def dl19_choice(dl19_top30):
     """choose_fusion over DL19's real bi-encoder and BM25 (no cross-encoder), nDCG@10 with grades >= 2 relevant."""
-    from crossrank.model.fusion_choice import choose_fusion
+    from crossrank.training.fusion_choice import choose_fusion
 
     cands, vectors, qrels = dl19_top30
     return choose_fusion([c.query_id for c in cands], [c.doc_ids for c in cands], None, vectors,
@@ -230,7 +232,7 @@ def dl19_choice(dl19_top30):
 
 def test_choose_fusion_fuses_the_real_bi_encoder_and_bm25_on_dl19(dl19_top30, dl19_choice):
     from crossrank.model.fusion import fuse_lists
-    from crossrank.model.fusion_choice import MIN_GAIN
+    from crossrank.training.fusion_choice import MIN_GAIN
 
     cands, vectors, qrels = dl19_top30
     choice = dl19_choice
@@ -246,7 +248,7 @@ def test_choose_fusion_fuses_the_real_bi_encoder_and_bm25_on_dl19(dl19_top30, dl
 def test_choose_fusion_with_a_noise_cross_encoder_never_scores_below_an_input(dl19_top30):
     """A "cross-encoder" of random scores beside the real bi-encoder: the choice never loses to an input on these queries."""
     from crossrank.model.fusion import FusionWeights, fuse_lists
-    from crossrank.model.fusion_choice import MIN_GAIN, choose_fusion
+    from crossrank.training.fusion_choice import MIN_GAIN, choose_fusion
 
     cands, vectors, qrels = dl19_top30
     noise = [np.random.default_rng(0).normal(size=len(c.doc_ids)) for c in cands]

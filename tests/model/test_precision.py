@@ -82,13 +82,13 @@ def test_choice_is_cached_per_host_and_shape(tiny, tmp_path, monkeypatch):
     assert all("|bert/2/32/2/64|" in k for k in keys)
 
 
-def test_real_measurement_times_both_precisions_and_leaves_the_model_as_it_was(tiny):
+def test_real_inference_measurement_times_both_precisions_and_leaves_the_model_as_it_was(tiny):
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    tiny.eval()
-    choice = P.choose_precision(tiny, rows=4, width=24, mode="train", rounds=1)
+    tiny.train()
+    choice = P.choose_precision(tiny, rows=4, width=24, mode="inference", rounds=1)
     assert set(choice.seconds) == {"fp32", "bf16"} and all(t > 0 for t in choice.seconds.values())
     assert choice.precision in ("fp32", "bf16")
-    assert not tiny.training and all(p.grad is None for p in tiny.parameters())
+    assert tiny.training and all(p.grad is None for p in tiny.parameters())
     assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
 
 
@@ -97,6 +97,8 @@ def test_bad_arguments_are_refused(tiny):
         P.choose_precision(tiny, rows=4, width=16, mode="serve")
     with pytest.raises(ValueError, match="rows >= 1"):
         P.choose_precision(tiny, rows=0, width=16)
+    with pytest.raises(ValueError, match="needs `measure`.*choose_train_precision"):
+        P.choose_precision(tiny, rows=4, width=16, mode="train")  # training steps are timed by crossrank.training.precision
 
 
 class RoundTimer:

@@ -92,14 +92,14 @@ class _Faulty:
     def __init__(self, model, query: str, marker: Path | None, always: bool):
         self.model, self.query, self.marker, self.always = model, query, marker, always
 
-    def rerank_many(self, queries, lists, **kw):
-        if self.query in queries:
+    def score_candidates(self, candidates, options=None):
+        if self.query in [c.query for c in candidates]:
             if self.always:
                 raise RuntimeError(f"cannot score {self.query!r}")
             if not self.marker.exists():
                 self.marker.touch()
                 os._exit(1)
-        return self.model.rerank_many(queries, lists, **kw)
+        return self.model.score_candidates(candidates, options)
 
 
 def faulty_model(path, query, marker=None, always=False, **kwargs):

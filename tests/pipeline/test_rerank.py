@@ -60,11 +60,11 @@ class _Crashing:
     def __init__(self, model, limit):
         self.model, self.limit, self.scored = model, limit, []
 
-    def rerank_many(self, queries, lists, **kw):
+    def score_candidates(self, candidates, options=None):
         if len(self.scored) >= self.limit:
             raise KeyboardInterrupt("killed")
-        self.scored.extend(queries)
-        return self.model.rerank_many(queries, lists, **kw)
+        self.scored.extend(c.query for c in candidates)
+        return self.model.score_candidates(candidates, options)
 
 
 def test_killed_job_resumes_without_rescoring(dl19, small_run, tiny, tmp_path):

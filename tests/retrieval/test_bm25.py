@@ -163,6 +163,22 @@ def test_save_replaces_an_index_and_keeps_metadata(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["idx"]  # no temporary directories left behind
 
 
+def test_failed_save_keeps_the_old_index(tmp_path, monkeypatch):
+    BM25Index.build(DOCS[:2], show_progress=False, metadata={"corpus": "first"}).save(tmp_path / "idx")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()}
+    second = BM25Index.build(DOCS, show_progress=False, metadata={"corpus": "second"})
+
+    def crash(folder):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(second._doc_ids, "save", crash)  # the last file written: the rest is staged already
+    with pytest.raises(OSError, match="disk full"):
+        second.save(tmp_path / "idx")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["idx"]
+    assert BM25Index.load(tmp_path / "idx").metadata == {"corpus": "first"}
+
+
 def test_custom_config_survives_save_load(tmp_path):
     config = BM25Config(k1=1.2, b=0.75, stopwords=None, stemmer=None)
     idx = BM25Index.build(DOCS, config, show_progress=False)

@@ -133,3 +133,30 @@ def test_retrieve_command_does_not_import_torch(files, tmp_path):
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "run.trec").is_file()
+
+
+def test_library_call_builds_then_reuses_the_index(files, tmp_path):
+    from crossrank.retrieval.retrieve_job import RetrieveConfig, open_index, retrieve_to_file
+
+    corpus, queries = files
+    config = RetrieveConfig(corpus, queries, tmp_path / "lib.trec", index=tmp_path / "index", k=3, show_progress=False)
+    result = retrieve_to_file(config)
+    assert BM25Index.is_index(tmp_path / "index") and result.output == tmp_path / "lib.trec"
+    run = load_run(result.output)
+    assert result.passages == sum(map(len, run.values())) and set(run) == {"q1", "q2", "q3"}
+    cli = tmp_path / "cli.trec"
+    assert _retrieve(corpus, queries, cli, "--k", 3) == 0
+    assert cli.read_text() == result.output.read_text()  # the command is this call
+    reloaded = open_index(RetrieveConfig(corpus, queries, tmp_path / "unused.trec", index=tmp_path / "index", k1=0.9))
+    assert reloaded.config == BM25Config() and reloaded.metadata["corpus_bytes"] == corpus.stat().st_size
+    with pytest.raises(ValueError, match="was built with k1=0.9, not k1=1.5"):
+        open_index(RetrieveConfig(corpus, queries, tmp_path / "unused.trec", index=tmp_path / "index", k1=1.5))
+    with pytest.raises(ValueError, match="--threads must be >= 1"):
+        RetrieveConfig(corpus, queries, tmp_path / "unused.trec", threads=0)
+
+
+def test_cli_default_tag_is_the_library_default():
+    from crossrank.cli.retrieve import DEFAULT_TAG
+    from crossrank.retrieval.retrieve_job import RetrieveConfig
+
+    assert RetrieveConfig("c", "q", "o").tag == DEFAULT_TAG

@@ -50,3 +50,17 @@ def test_missing_extra_names_it(monkeypatch, capsys):
 
     with pytest.raises(ModuleNotFoundError, match=r"crossrank\[server\]"):
         BackgroundServer(object(), ServerConfig(port=0))
+
+
+def test_serve_model_is_the_library_call(monkeypatch, tiny_model_dir):
+    import crossrank.serving
+    from crossrank.serving import ServerConfig
+    from crossrank.serving.launch import serve_model
+
+    seen = {}
+    monkeypatch.setattr(crossrank.serving, "serve", lambda model, config: seen.update(model=model, config=config))
+    config = ServerConfig(port=0, max_queue=3)
+    serve_model(str(tiny_model_dir), config, max_length=48, device="cpu")
+    assert seen["config"] is config and seen["model"].path == tiny_model_dir and seen["model"].max_length == 48
+    scores = seen["model"].predict([("what is a cat", "a cat is a small animal")])
+    assert len(scores) == 1

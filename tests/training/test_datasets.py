@@ -66,10 +66,10 @@ def test_evaluator_on_bm25_order_reproduces_bm25(dev600_data):
     assert len(ev.candidates) == 100
 
     class BM25Order:
-        def predict(self, pairs, **kw):
+        def score_candidates(self, candidates, options=None):
             import numpy as np
 
-            return -np.arange(len(pairs), dtype=np.float32)  # candidates arrive in BM25 order
+            return [-np.arange(len(c), dtype=np.float32) for c in candidates]  # candidates arrive in BM25 order
 
     run = load_run(dev600_data["run"])
     tune = {q: run[q] for q in ev.candidates}

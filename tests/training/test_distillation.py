@@ -6,7 +6,14 @@ import pytest
 
 from crossrank.training.config import DataConfig, TrainConfig
 from crossrank.training.datasets import build_examples
-from crossrank.training.distillation import apply_teacher_scores, load_teacher, teacher_scores
+from crossrank.training.distillation import (
+    apply_teacher_scores,
+    load_score_cache,
+    load_teacher,
+    pair_key,
+    save_score_cache,
+    teacher_scores,
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +88,21 @@ def test_bi_encoder_in_bf16_keeps_the_cosines_and_their_order(minilm_dir, bi_enc
         assert np.argmax(approx) == np.argmax(exact)
     with pytest.raises(ValueError, match="DenseEncoder expects precision 'fp32' or 'bf16', but got 'int8'"):
         DenseEncoder(minilm_dir, precision="int8")
+
+
+def test_score_cache_round_trip_plain_and_gzip(tmp_path):
+    cache = {pair_key("q", "p1"): 0.5, pair_key("q", "p2"): -1.25}
+    for name in ("teacher.tsv", "teacher.tsv.gz"):
+        path = tmp_path / "sub" / name
+        save_score_cache(path, cache)
+        assert load_score_cache(path) == cache
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["teacher.tsv", "teacher.tsv.gz"]  # no temporary files
+
+
+def test_minilm_alias_is_resolved_in_one_place(minilm_dir):
+    from crossrank.model.loading import resolve_model_name
+    from crossrank.training.trainer import resolve_base_model
+
+    assert resolve_model_name("minilm") == resolve_base_model("minilm") == str(minilm_dir)
+    assert resolve_model_name("org/model") == resolve_base_model("org/model") == "org/model"
+    assert resolve_model_name(minilm_dir) == minilm_dir  # a path passes through as it is

@@ -7,7 +7,7 @@ import pytest
 from crossrank.data import load_qrels
 from crossrank.evaluation import evaluate
 from crossrank.model.fusion import FusionWeights, fuse, rocchio, znorm
-from crossrank.pipeline.candidates import Candidates
+from crossrank.data.candidates import Candidates
 from crossrank.training.config import DataConfig
 from crossrank.training.corpus_examples import labelled_lists
 from crossrank.training.teachers import EnsembleTeacher, TeacherConfig, choose_teacher

@@ -5,11 +5,11 @@
 
 RR/MRR follow MS MARCO's official script (every qrels query counts); the other measures are
 trec_eval's (queries in both run and qrels). TREC DL convention: --relevance-level 2.
+The library call: `crossrank.evaluation.evaluate_job.evaluate_files(EvaluateConfig(...))`.
 """
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from crossrank.evaluation.measures import DEFAULT_METRICS
@@ -56,19 +56,13 @@ def _per_query_table(per_query: dict[str, dict[str, float]], names: list[str]) -
 
 
 def run(args) -> int:
-    from crossrank.data import atomic_write, load_qrels, load_run
-    from crossrank.evaluation import evaluate, evaluate_per_query
+    from crossrank.evaluation.evaluate_job import EvaluateConfig, evaluate_files
 
     names = metric_names(args.metrics)
-    qrels, run_ = load_qrels(args.qrels), load_run(args.run)
-    means = evaluate(qrels, run_, names, relevance_level=args.relevance_level)
-    if args.per_query:
-        per_query = evaluate_per_query(qrels, run_, names, relevance_level=args.relevance_level)
-        print(_per_query_table(per_query, names))
+    result = evaluate_files(EvaluateConfig(args.qrels, args.run, names, relevance_level=args.relevance_level,
+                                           per_query=args.per_query, json=args.json))
+    if result.per_query is not None:
+        print(_per_query_table(result.per_query, names))
         print()
-    print(format_table(["metric", "value"], [[name, f"{value:.4f}"] for name, value in means.items()]))
-    if args.json is not None:
-        with atomic_write(args.json) as handle:
-            json.dump(means, handle, indent=2)
-            handle.write("\n")
+    print(format_table(["metric", "value"], [[name, f"{value:.4f}"] for name, value in result.means.items()]))
     return 0

@@ -32,8 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crossrank.model.backends.export import ExportConfig, default_dl19_dir, export_model
-    from crossrank.model.backends.fidelity import FidelityConfig
+    from crossrank.workflows.export import ExportConfig, default_dl19_dir, export_model
+    from crossrank.workflows.fidelity import FidelityConfig
 
     if args.queries is not None and args.queries < 1:
         raise ValueError(f"--queries must be >= 1, but got {args.queries}")

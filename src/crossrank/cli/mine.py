@@ -5,12 +5,12 @@
         [--range-min 0 --range-max 100] [--max-score X] [--margin X | --relative-margin X] \\
         [--sampling top|random] [--format tuples] [--rescore-model DIR --rescore-margin 0] [--seed 0]
 
-The output (written atomically) is read by `crossrank train --set data.examples=FILE`.
+The output (written atomically) is read by `crossrank train --set data.examples=FILE`. The library
+call: `crossrank.training.mine_job.mine_to_file(MineJobConfig(...))`.
 """
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 
@@ -56,67 +56,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _need_file(path: Path, what: str) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-
-
 def run(args) -> int:
-    from crossrank.data import Collection, load_qrels, load_queries, load_run
-    from crossrank.training.datasets import load_split
-    from crossrank.training.example_files import write_examples
-    from crossrank.training.mining import MiningConfig, mine
+    from crossrank.training.mine_job import MineJobConfig, mine_to_file
+    from crossrank.training.mining import MiningConfig
 
-    config = MiningConfig(
+    mining = MiningConfig(
         num_negatives=args.num_negatives, range_min=args.range_min, range_max=args.range_max,
         max_score=args.max_score, margin=args.margin, relative_margin=args.relative_margin,
         sampling=args.sampling, format=args.format, rescore_model=args.rescore_model,
         rescore_margin=args.rescore_margin, rescore_batch_size=args.rescore_batch_size,
         min_negatives=args.min_negatives, seed=args.seed,
     )
-    if args.dense_batch_size < 1:
-        raise ValueError(f"--dense-batch-size must be >= 1, got {args.dense_batch_size}")
-    for path, what in ((args.queries, "queries"), (args.corpus, "corpus"), (args.qrels, "qrels")):
-        _need_file(path, what)
-    if args.run is not None:
-        _need_file(args.run, "run")
-    if args.split is not None:
-        _need_file(args.split, "split")
-    if args.rescore_model is not None and not args.rescore_model.is_dir():
-        raise FileNotFoundError(f"--rescore-model: no such model folder: {args.rescore_model}")
-    if args.output.is_dir():
-        raise ValueError(f"--output {args.output} is a directory; give a file name")
-
-    started = time.perf_counter()
-    # the small inputs first, so that a malformed line fails before the corpus is read
-    queries = load_queries(args.queries)
-    qrels = load_qrels(args.qrels)
-    run_scores = load_run(args.run) if args.run is not None else None
-    keep = load_split(args.split, args.split_name) if args.split is not None else None
-    collection = Collection.open(args.corpus)
-
-    if run_scores is not None:
-        candidates = run_scores
-    else:
-        from crossrank.training.dense import dense_candidates
-
-        wanted = {q: text for q, text in queries.items()
-                  if (keep is None or q in keep) and any(rel > 0 for rel in qrels.get(q, {}).values())}
-        candidates = dense_candidates(wanted, collection, k=args.range_max, qrels=qrels, model=args.dense_model,
-                                      max_length=args.dense_max_length, batch_size=args.dense_batch_size,
-                                      show_progress=args.progress)
-    if keep is not None:
-        candidates = {q: docs for q, docs in candidates.items() if q in keep}
-    if not candidates:
-        raise ValueError("no query has candidates" + (f" in split {args.split_name!r}" if keep is not None else ""))
-
-    result = mine(queries, qrels, collection, candidates, config, show_progress=args.progress)
-    if not result.examples:
-        raise ValueError("no training examples mined (no query kept a positive with text and enough negatives):\n"
-                         + result.stats.summary())
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_examples(args.output, result.examples)
-    source = f"run {args.run}" if args.run is not None else f"dense {args.dense_model or 'all-MiniLM-L6-v2'}"
-    print(f"mined {args.format} from {source} -> {args.output} in {time.perf_counter() - started:.1f}s")
-    print(result.stats.summary())
+    config = MineJobConfig(
+        queries=args.queries, corpus=args.corpus, qrels=args.qrels, output=args.output, run=args.run,
+        dense_model=args.dense_model, dense_batch_size=args.dense_batch_size, dense_max_length=args.dense_max_length,
+        split=args.split, split_name=args.split_name, mining=mining, show_progress=args.progress,
+    )
+    print(mine_to_file(config).summary())
     return 0

@@ -8,7 +8,8 @@
 Each usable passage gives a pseudo-query (a sentence cut out of it, or its salient words), BM25 over
 the corpus gives its candidates, and an ensemble teacher (bi-encoder cosine, BM25, optionally a
 cross-encoder, fused with dense feedback) gives every candidate a target. The output is read by
-`crossrank train --set data.examples=FILE`.
+`crossrank train --set data.examples=FILE`. The library call:
+`crossrank.training.pseudo_job.write_pseudo_queries(PseudoQueriesJob(...))`.
 """
 from __future__ import annotations
 
@@ -47,12 +48,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from crossrank.training.corpus_examples import PseudoDataConfig, write_pseudo_examples
+    from crossrank.training.corpus_examples import PseudoDataConfig
+    from crossrank.training.pseudo_job import PseudoQueriesJob, write_pseudo_queries
     from crossrank.training.teachers import TeacherConfig
 
-    for path, what in ((args.corpus, "--corpus"), (args.exclude_run, "--exclude-run"), (args.exclude_split, "--exclude-split")):
-        if path is not None and not path.is_file():
-            raise FileNotFoundError(f"{what} {path}: no such file")
     data = PseudoDataConfig(str(args.corpus), args.strategy, args.num_queries, args.num_candidates,
                             str(args.exclude_run) if args.exclude_run else None,
                             str(args.exclude_split) if args.exclude_split else None, args.exclude_split_name, args.seed)
@@ -61,6 +60,6 @@ def run(args) -> int:
                             feedback_depth=args.feedback_depth, scale=args.scale, dense_model=args.teacher_dense_model,
                             cross_encoder_model=args.teacher_cross_encoder,
                             cache=str(args.teacher_cache) if args.teacher_cache else None)
-    result = write_pseudo_examples(data, teacher, str(args.output), show_progress=args.progress)
+    result = write_pseudo_queries(PseudoQueriesJob(data, teacher, str(args.output), show_progress=args.progress))
     print(f"{result.counts.summary()}\nteacher: {result.teacher}\nwrote {result.examples:,} examples to {result.output}")
     return 0

@@ -63,62 +63,41 @@ def window_from_args(args: argparse.Namespace):
     return "window", WindowConfig(args.window_size, args.window_stride, args.aggregate or "max")
 
 
-def candidates_from_args(args: argparse.Namespace):
-    from crossrank import pipeline
+def source_from_args(args: argparse.Namespace, jsonl: bool = True):
+    from crossrank.pipeline.rerank_job import CandidateSource
 
-    if getattr(args, "input", None):
-        return pipeline.from_rerank_jsonl(args.input, args.depth)
-    missing = [f"--{n}" for n in ("run", "corpus", "queries") if not getattr(args, n)]
-    if missing:
-        raise ValueError(f"give --input, or all of --run, --corpus and --queries (missing {', '.join(missing)})")
-    return pipeline.from_run(args.run, args.corpus, args.queries, args.depth)
+    return CandidateSource(getattr(args, "input", None) if jsonl else None, args.run, args.corpus, args.queries, args.depth)
 
 
 def run_rerank(args: argparse.Namespace) -> int:
-    from crossrank import CrossEncoder
-    from crossrank.pipeline import RerankConfig, rerank_run
+    from crossrank.pipeline import RerankConfig
+    from crossrank.pipeline.rerank_job import RerankJob, run_rerank_job
 
     long_passages, window = window_from_args(args)
-    if args.fused and args.engine != "local":
-        raise ValueError("--fused runs with --engine local only")
-    engine = _engine_from_args(args)
-    candidates = list(candidates_from_args(args))  # read and checked before the model loads
     config = RerankConfig(format=args.format, tag=args.tag, batch_size=args.batch_size, long_passages=long_passages, window=window)
-    if engine is not None:
-        from crossrank.pipeline.ray_engine import rerank_run_ray
-
-        stats = rerank_run_ray(args.model, candidates, args.output, config, {"max_length": args.max_length, "device": args.device}, engine)
-    else:
-        if args.fused:
-            from crossrank.model.fusion import FusedReranker
-
-            model = FusedReranker.load(args.model, max_length=args.max_length, device=args.device)
-        else:
-            model = CrossEncoder(args.model, max_length=args.max_length, device=args.device)
-        stats = rerank_run(model, candidates, args.output, config, total_pairs=sum(len(c) for c in candidates))
+    job = RerankJob(args.model, source_from_args(args), args.output, config, fused=args.fused, max_length=args.max_length,
+                    device=args.device, engine=_engine_from_args(args))
+    stats = run_rerank_job(job)
     print(f"reranked {stats.queries} queries ({stats.pairs} pairs, {stats.pairs_per_second:.1f} pairs/s"
           + (f"; {stats.skipped_queries} done before resume" if stats.skipped_queries else "") + f") -> {args.output}")
     return 0
 
 
 def _engine_from_args(args: argparse.Namespace):
-    """RayEngineConfig for --engine ray (Ray checked to be installed), None for local."""
+    """RayEngineConfig for --engine ray, None for local."""
     if args.engine == "local":
         given = [f for f, v in (("--workers", args.workers), ("--ray-address", args.ray_address)) if v is not None]
         if given:
             raise ValueError(f"{', '.join(given)} apply to --engine ray only")
         return None
-    from crossrank.pipeline.ray_engine import RayEngineConfig, import_ray
+    from crossrank.pipeline.ray_engine import RayEngineConfig
 
-    import_ray()
     return RayEngineConfig(num_workers=args.workers, address=args.ray_address)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from crossrank.data import write_rerank_jsonl
-    from crossrank.pipeline import to_rerank_items
+    from crossrank.pipeline.rerank_job import write_rerank_file
 
-    items = (item for c in candidates_from_args(args) for item in to_rerank_items(c))
-    write_rerank_jsonl(args.output, items)
+    write_rerank_file(source_from_args(args, jsonl=False), args.output)
     print(f"wrote {args.output}")
     return 0

@@ -4,18 +4,16 @@
         [--index DIR] [--k 1000] [--k1 0.9] [--b 0.4] [--format trec|msmarco]
 
 With --index DIR: reloads (memory-mapped) the index saved there, or builds it and saves it
-there when DIR is new or empty. Never imports torch.
+there when DIR is new or empty. Never imports torch. The library call:
+`crossrank.retrieval.retrieve_job.retrieve_to_file(RetrieveConfig(...))`.
 """
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import time
 from pathlib import Path
 
-logger = logging.getLogger("crossrank.retrieve")
-
+# crossrank.retrieval.retrieve_job.DEFAULT_TAG, not imported here: building the parser of every
+# subcommand would import bm25s
 DEFAULT_TAG = "crossrank-bm25"
 
 
@@ -44,62 +42,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _source(path: Path) -> dict:
-    return {"corpus": str(path.resolve()), "corpus_bytes": path.stat().st_size}
-
-
-def _open_index(args):
-    from crossrank.data import iter_corpus
-    from crossrank.retrieval import BM25Config, BM25Index
-
-    if args.index is not None and BM25Index.is_index(args.index):
-        index = BM25Index.load(args.index, mmap=True)
-        asked = {"k1": args.k1, "b": args.b}
-        clash = {name: value for name, value in asked.items()
-                 if value is not None and value != getattr(index.config, name)}
-        if clash:
-            have = ", ".join(f"{name}={getattr(index.config, name)}" for name in clash)
-            want = ", ".join(f"{name}={value}" for name, value in clash.items())
-            raise ValueError(f"the index in {args.index} was built with {have}, not {want}: "
-                             "give another --index directory (or none) to build one with these settings")
-        source = _source(args.corpus)
-        if index.metadata.get("corpus_bytes") not in (None, source["corpus_bytes"]):
-            logger.warning("the index in %s was built from %s (%s bytes), but --corpus %s has %s bytes",
-                           args.index, index.metadata.get("corpus"), index.metadata.get("corpus_bytes"),
-                           args.corpus, source["corpus_bytes"])
-        logger.info("reloaded %r from %s", index, args.index)
-        return index
-
-    if args.index is not None:
-        BM25Index.check_can_save(args.index)  # fail now, not after indexing
-    defaults = BM25Config()
-    config = BM25Config(k1=defaults.k1 if args.k1 is None else args.k1, b=defaults.b if args.b is None else args.b)
-    if not args.corpus.is_file():
-        raise FileNotFoundError(f"corpus file not found: {args.corpus}")
-    index = BM25Index.build(iter_corpus(args.corpus), config, show_progress=args.progress, metadata=_source(args.corpus))
-    if args.index is not None:
-        index.save(args.index)
-    return index
-
-
 def run(args) -> int:
-    from crossrank.data import iter_queries, write_run
+    from crossrank.retrieval.retrieve_job import RetrieveConfig, retrieve_to_file
 
-    if args.k < 1:
-        raise ValueError(f"--k must be >= 1, got {args.k}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if not args.queries.is_file():
-        raise FileNotFoundError(f"queries file not found: {args.queries}")
-    started = time.perf_counter()
-    index = _open_index(args)
-    queries = list(iter_queries(args.queries))
-    if not queries:
-        raise ValueError(f"no queries in {args.queries}")
-    results = index.search(queries, k=args.k, show_progress=args.progress, n_threads=args.threads)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_run(args.output, results, format=args.format, tag=args.tag)
-    retrieved = sum(len(docs) for docs in results.values())
-    logger.info("wrote %s: %d queries, %d passages (%.1f per query) in %.1fs",
-                os.fspath(args.output), len(results), retrieved, retrieved / len(results), time.perf_counter() - started)
+    config = RetrieveConfig(corpus=args.corpus, queries=args.queries, output=args.output, index=args.index, k=args.k,
+                            k1=args.k1, b=args.b, format=args.format, tag=args.tag, threads=args.threads,
+                            show_progress=args.progress)
+    retrieve_to_file(config)  # logs what it wrote
     return 0

@@ -1,4 +1,7 @@
-"""`crossrank serve`: an HTTP rerank server (Cohere, Jina, infinity and TEI request shapes)."""
+"""`crossrank serve`: an HTTP rerank server (Cohere, Jina, infinity and TEI request shapes).
+
+Flags -> `ServerConfig` (`config_from_args`) -> `crossrank.serving.launch.serve_model`.
+"""
 from __future__ import annotations
 
 import argparse
@@ -45,16 +48,13 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from crossrank.serving import require_server_extra, serve
+    from crossrank.serving import require_server_extra
+    from crossrank.serving.launch import serve_model
 
     try:
-        require_server_extra("uvicorn")  # before the model loads
+        require_server_extra("uvicorn")  # one line, even with --verbose, before the model loads
     except ImportError as exc:
         print(f"crossrank serve: error: {exc}", file=sys.stderr)
         return 2
-    config = config_from_args(args)
-    from crossrank import CrossEncoder
-
-    model = CrossEncoder(args.model, max_length=args.max_length, device=args.device)
-    serve(model, config)
+    serve_model(args.model, config_from_args(args), max_length=args.max_length, device=args.device)
     return 0

@@ -1,4 +1,8 @@
-"""`crossrank train`: train a cross-encoder from a YAML config and/or flags."""
+"""`crossrank train`: train a cross-encoder from a YAML config and/or flags.
+
+The YAML file and the flags make one `TrainConfig` (`TrainConfig.load(path, overrides)`), passed to
+`crossrank.training.trainer.train` (or, with --check-data, to `prepare`, whose data check is printed).
+"""
 from __future__ import annotations
 
 import argparse
@@ -49,39 +53,21 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def settings_from_args(args: argparse.Namespace) -> dict:
-    values: dict = {}
-    if args.config:
-        from crossrank.training import TrainConfig
-
-        values = TrainConfig.from_yaml(args.config).to_dict()
-    for flag, key in FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            set_dotted(values, key, value)
+def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """(dotted key, value) of every flag given, then of every --set, in that order (later ones win)."""
+    overrides = [(key, getattr(args, flag)) for flag, key in FLAGS.items() if getattr(args, flag, None) is not None]
     for item in args.set:
         if "=" not in item:
             raise ValueError(f"--set expects KEY=VALUE, but got {item!r}")
         key, raw = item.split("=", 1)
-        set_dotted(values, key.strip(), yaml.safe_load(raw))
-    return values
-
-
-def set_dotted(values: dict, key: str, value) -> None:
-    node = values
-    parts = key.split(".")
-    for part in parts[:-1]:
-        if node.get(part) is None:
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
+        overrides.append((key.strip(), yaml.safe_load(raw)))
+    return overrides
 
 
 def run(args: argparse.Namespace) -> int:
     from crossrank.training import TrainConfig
-    from crossrank.training.trainer import train
 
-    config = TrainConfig.from_dict(settings_from_args(args), source=args.config or "flags")
+    config = TrainConfig.load(args.config or None, overrides_from_args(args))
     if args.check_data:
         from crossrank.training.trainer import prepare
 
@@ -89,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         print(check.table())
         check.raise_problems()
         return 0
+    from crossrank.training.trainer import train
+
     result = train(config, resume=args.resume)
     print(f"model saved to {result.model_dir} after {result.global_step} steps "
           f"({result.train_seconds:.0f} s, {result.pairs_per_second:.1f} pairs/s)")

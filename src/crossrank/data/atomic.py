@@ -1,10 +1,16 @@
-"""Atomic output: write to a temporary file beside the target, then ``os.replace`` it."""
+"""Atomic output: write to a temporary file (or folder) beside the target, then ``os.replace`` it.
+
+`atomic_write` serves one file; `atomic_dir` a folder of files written by code that wants a
+folder to write into (``save_pretrained``, an exporter, an index writer).
+"""
 from __future__ import annotations
 
 import contextlib
 import gzip
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -65,3 +71,71 @@ def _wrap(raw: IO[bytes], target: Path, binary: bool) -> Iterator[IO]:
         text.detach()
         if stream is not raw:
             stream.close()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: PathLike, *, merge: bool = False, label: str = "tmp") -> Iterator[Path]:
+    """Context manager yielding an empty staging folder whose content appears at ``path`` only on success.
+
+    ``merge=False`` (swap a whole folder): the staging folder is a hidden sibling of ``path``
+    (``.NAME.LABEL-PID-HEX``); on success it takes the place of ``path``: an existing ``path`` is
+    moved aside into another hidden sibling, the staging folder renamed to ``path``, and the old
+    folder removed, so nothing of the old ``path`` survives (should the rename fail, the old folder
+    is put back). POSIX cannot rename a folder over a non-empty one, so between those two renames
+    ``path`` is briefly absent, but it never holds a half-written mix.
+
+    ``merge=True`` (add files to a folder): ``path`` is created if needed and the staging folder
+    made inside it (``PATH/.LABEL-PID-HEX``); on success each entry of the staging folder is moved
+    into ``path`` with ``os.replace``: each file appears whole, same-named ones are replaced, the
+    folder's other files are kept.
+
+    If the block raises, the staging folder is removed and ``path`` is left untouched. The
+    staging folder is made with a plain ``mkdir``, so the umask applies to it (and, when swapped
+    in, to ``path``).
+    """
+    target = Path(path)
+    if merge:
+        target.mkdir(parents=True, exist_ok=True)
+        staging = _fresh_dir(target, f".{label}")
+    else:
+        if target.exists() and not target.is_dir():
+            raise NotADirectoryError(f"atomic_dir: {target} is a file, not a folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = _fresh_dir(target.parent, f".{target.name}.{label}")
+    try:
+        yield staging
+        if merge:
+            for entry in sorted(staging.iterdir()):
+                os.replace(entry, target / entry.name)
+        else:
+            _swap_in(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fresh_dir(parent: Path, prefix: str) -> Path:
+    """A new, empty folder ``PREFIX-PID-HEX`` in ``parent`` (plain mkdir, so the umask applies)."""
+    path = parent / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    return path
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first, removed after."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    old = _fresh_dir(target.parent, f".{target.name}.old")
+    aside = old / target.name
+    try:
+        os.replace(target, aside)
+    except BaseException:
+        old.rmdir()
+        raise
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(aside, target)  # should this fail too, the old folder stays where ``aside`` says
+        old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)

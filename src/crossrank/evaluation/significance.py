@@ -78,7 +78,7 @@ def _compare_one(name: str, values_a: dict[str, float], values_b: dict[str, floa
     )
 
 
-def compare(qrels: QrelsLike, run_a: RunLike, run_b: RunLike, metrics: Sequence[str] | str = DEFAULT_METRICS,
+def compare(qrels: QrelsLike, run_a: RunLike, run_b: RunLike, metrics: Sequence[str] | str = DEFAULT_METRICS, *,
             relevance_level: int = 1, n_permutations: int = 10000, seed: int = 0) -> dict[str, Comparison]:
     """``{metric name: Comparison}`` of run B against run A on the same queries (module docstring)."""
     qrels = as_qrels(qrels)

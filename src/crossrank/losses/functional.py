@@ -8,15 +8,33 @@ value or the gradient, wherever they sit in the row.
 
 The semantics follow sentence-transformers' cross-encoder losses (see the notes on each
 function); this module is an independent implementation and does not import it.
+
+The LambdaLoss family (``lambda_loss``, ``ranknet``) lives in
+:mod:`crossrank.losses.functional_lambda` and the shared checks in
+:mod:`crossrank.losses.functional_common`; both are re-exported here, so every loss is
+``crossrank.losses.functional.<name>``.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from .functional_common import (
+    _check_inputs,
+    _require_first_column_real,
+    _require_nonempty_rows,
+    _shape,
+    _sort_desc,
+    _zero_like_loss,
+    check_positive,
+    resolve_activation,
+)
+# Re-exported for the nn.Module wrappers, which check their options up front (``F.check_k``, ...).
+from .functional_common import ACTIVATIONS, check_choice, check_k, check_non_negative  # noqa: F401
+from .functional_lambda import LAMBDA_WEIGHTINGS, REDUCTION_LOGS, lambda_loss, ranknet
 
 __all__ = [
     "ACTIVATIONS",
@@ -34,133 +52,6 @@ __all__ = [
     "plistmle_default_weight",
     "ranknet",
 ]
-
-LAMBDA_WEIGHTINGS = ("none", "ndcg1", "ndcg2", "lambdarank", "ndcg2pp")
-REDUCTION_LOGS = ("natural", "binary")
-ACTIVATIONS = ("sigmoid", "tanh", "identity")
-
-# Score differences are clamped to this range before the log-sigmoid (as sentence-transformers does).
-_MAX_SCORE_DIFF = 1e8
-
-
-# --------------------------------------------------------------------------------------
-# Validation helpers (shared with the nn.Module wrappers, which check options up front)
-# --------------------------------------------------------------------------------------
-
-
-def _shape(t: Tensor) -> tuple[int, ...]:
-    return tuple(t.shape)
-
-
-def _check_scores(name: str, scores: object) -> None:
-    if not isinstance(scores, Tensor):
-        raise TypeError(f"{name} expects scores to be a torch.Tensor, but got {type(scores).__name__}")
-    if scores.dim() != 2:
-        raise ValueError(f"{name} expects scores of shape (batch, list_size), but got shape {_shape(scores)}")
-    if not scores.is_floating_point():
-        raise TypeError(f"{name} expects floating-point scores, but got dtype {scores.dtype}")
-
-
-def _check_inputs(
-    name: str,
-    scores: Tensor,
-    labels: Tensor | None,
-    mask: Tensor | None,
-    *,
-    labels_name: str = "labels",
-) -> tuple[Tensor, Tensor | None, Tensor]:
-    """Validate shapes/dtypes; return (scores, labels, mask) with mask materialised.
-
-    Half-precision scores are computed in float32, like sentence-transformers does.
-    """
-    _check_scores(name, scores)
-    if scores.dtype in (torch.float16, torch.bfloat16):
-        scores = scores.float()
-    if labels is not None:
-        if not isinstance(labels, Tensor):
-            raise TypeError(f"{name} expects {labels_name} to be a torch.Tensor, but got {type(labels).__name__}")
-        if labels.shape != scores.shape:
-            raise ValueError(
-                f"{name} expects scores and {labels_name} of the same shape, "
-                f"but got {_shape(scores)} and {_shape(labels)}"
-            )
-        labels = labels.detach().to(device=scores.device, dtype=scores.dtype)
-    if mask is None:
-        mask = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
-    else:
-        if not isinstance(mask, Tensor):
-            raise TypeError(f"{name} expects mask to be a torch.Tensor, but got {type(mask).__name__}")
-        if mask.shape != scores.shape:
-            raise ValueError(
-                f"{name} expects scores and mask of the same shape, but got {_shape(scores)} and {_shape(mask)}"
-            )
-        if mask.dtype != torch.bool:
-            raise TypeError(f"{name} expects a boolean mask, but got dtype {mask.dtype}")
-        mask = mask.to(scores.device)
-    # Whatever sits in padded slots (0, -inf, NaN) must not reach the value or the gradient.
-    scores = torch.where(mask, scores, torch.zeros_like(scores))
-    if labels is not None:
-        labels = torch.where(mask, labels, torch.zeros_like(labels))
-    return scores, labels, mask
-
-
-def _require_nonempty_rows(name: str, mask: Tensor) -> None:
-    if mask.shape[0] == 0:
-        raise ValueError(f"{name} expects at least one list, but got an empty batch")
-    empty = (~mask.any(dim=1)).nonzero().flatten()
-    if empty.numel():
-        raise ValueError(f"{name} expects at least one real entry per list, but rows {empty.tolist()} are all padding")
-
-
-def _require_first_column_real(name: str, mask: Tensor) -> None:
-    if mask.shape[0] == 0 or mask.shape[1] == 0:
-        raise ValueError(f"{name} expects at least one list with a positive in column 0, but got shape {_shape(mask)}")
-    missing = (~mask[:, 0]).nonzero().flatten()
-    if missing.numel():
-        raise ValueError(
-            f"{name} expects the positive in column 0 of every row, but column 0 is padding in rows {missing.tolist()}"
-        )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_positive(name: str, option: str, value: object) -> None:
-    """Raise ValueError unless ``value`` is a finite number > 0."""
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} expects {option} to be a positive number, but got {value!r}")
-
-
-def check_k(name: str, k: object) -> None:
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k <= 0):
-        raise ValueError(f"{name} expects k to be a positive integer or None, but got {k!r}")
-
-
-def check_choice(name: str, option: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} expects {option} to be one of {', '.join(map(repr, choices))}, but got {value!r}")
-
-
-def resolve_activation(name: str, activation: object) -> Callable[[Tensor], Tensor]:
-    """Map an activation option (a name, None for identity, or a callable) to a function."""
-    if activation is None or activation == "identity":
-        return lambda t: t
-    if activation == "sigmoid":
-        return torch.sigmoid
-    if activation == "tanh":
-        return torch.tanh
-    if callable(activation) and not isinstance(activation, str):
-        return activation
-    raise ValueError(
-        f"{name} expects activation to be one of {', '.join(map(repr, ACTIVATIONS))}, None or a callable, "
-        f"but got {activation!r}"
-    )
-
-
-def _zero_like_loss(scores: Tensor) -> Tensor:
-    # Keeps the loss connected to the graph so that .backward() works and yields zero gradients.
-    return scores.sum() * 0.0
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -215,156 +106,8 @@ def mse(scores: Tensor, teacher_scores: Tensor, mask: Tensor | None = None) -> T
 
 
 # --------------------------------------------------------------------------------------
-# Pairwise (RankNet) and the LambdaLoss framework
+# Pairwise margins (distillation); RankNet and LambdaLoss live in functional_lambda
 # --------------------------------------------------------------------------------------
-
-
-def _sort_desc(keys: Tensor, mask: Tensor) -> Tensor:
-    """Indices sorting each row by ``keys`` descending (stable), real entries before padding."""
-    filled = keys.masked_fill(~mask, float("-inf"))
-    order = torch.sort(filled, dim=1, descending=True, stable=True).indices
-    # A second stable pass keeps real entries first even if a real key is -inf.
-    real_first = torch.sort(mask.gather(1, order).to(torch.uint8), dim=1, descending=True, stable=True).indices
-    return order.gather(1, real_first)
-
-
-def _lambda_core(
-    name: str,
-    scores: Tensor,
-    labels: Tensor,
-    mask: Tensor,
-    weighting: str,
-    k: int | None,
-    sigma: float,
-    mu: float,
-    eps: float,
-    reduction_log: str,
-) -> Tensor:
-    batch, n = scores.shape
-    if batch == 0 or n == 0 or not mask.any():
-        return _zero_like_loss(scores)
-    device, dtype = scores.device, scores.dtype
-
-    # Everything is expressed in the order the model currently ranks the documents.
-    pred_order = _sort_desc(scores, mask)
-    s = scores.gather(1, pred_order)
-    y = labels.gather(1, pred_order)
-    m = mask.gather(1, pred_order)
-    s = torch.where(m, s, torch.zeros_like(s))
-    y_raw = torch.where(m, y, torch.zeros_like(y))
-
-    pair_real = m[:, :, None] & m[:, None, :]
-    if weighting == "ndcg1":
-        # NDCG-Loss1 sums over every pair of real documents (diagonal and ties included).
-        pairs = pair_real
-    else:
-        pairs = pair_real & (y_raw[:, :, None] > y_raw[:, None, :])
-    if k is not None and k < n:
-        rank_ok = torch.arange(n, device=device) < k
-        pairs = pairs & (rank_ok[:, None] | rank_ok[None, :])[None, :, :]
-
-    weights: Tensor | float
-    if weighting == "none":
-        weights = 1.0
-    else:
-        # Gains use labels clipped at zero; padding contributes no gain.
-        gains_raw = torch.pow(2.0, y_raw.clamp(min=0.0)) - 1.0
-        gains_raw = torch.where(m, gains_raw, torch.zeros_like(gains_raw))
-        positions = torch.arange(1, n + 1, device=device, dtype=dtype)
-        discount = torch.log2(1.0 + positions)  # discount of rank p (1-based) is log2(1 + p)
-        ideal_labels = torch.sort(labels.masked_fill(~mask, 0.0).clamp(min=0.0), dim=1, descending=True).values
-        ideal_dcg_terms = (torch.pow(2.0, ideal_labels) - 1.0) / discount
-        cutoff = n if k is None else min(k, n)
-        max_dcg = ideal_dcg_terms[:, :cutoff].sum(dim=1).clamp(min=eps)
-        gain = gains_raw / max_dcg[:, None]
-        gain_gap = (gain[:, :, None] - gain[:, None, :]).abs()
-        if weighting == "ndcg1":
-            weights = (gain / discount)[:, :, None]
-        else:
-            inv = 1.0 / discount
-            if weighting in ("ndcg2", "ndcg2pp"):
-                # |1/D(|i-j|) - 1/D(|i-j|+1)| where D(p) = log2(1 + p); zero on the diagonal.
-                gap = (torch.arange(n, device=device)[:, None] - torch.arange(n, device=device)[None, :]).abs()
-                d = gap.to(dtype)
-                delta = (1.0 / torch.log2(1.0 + d.clamp(min=1.0)) - 1.0 / torch.log2(2.0 + d)).abs()
-                delta = torch.where(gap == 0, torch.zeros_like(delta), delta)
-                ndcg2 = delta[None, :, :] * gain_gap
-            if weighting in ("lambdarank", "ndcg2pp"):
-                lambdarank = (inv[:, None] - inv[None, :]).abs()[None, :, :] * gain_gap
-            if weighting == "ndcg2":
-                weights = ndcg2
-            elif weighting == "lambdarank":
-                weights = lambdarank
-            else:
-                weights = mu * ndcg2 + lambdarank
-
-    diffs = (s[:, :, None] - s[:, None, :]).clamp(min=-_MAX_SCORE_DIFF, max=_MAX_SCORE_DIFF)
-    diffs = torch.nan_to_num(diffs, nan=0.0)
-    log_probs = weights * F.logsigmoid(sigma * diffs)
-    if reduction_log == "binary":
-        log_probs = log_probs / math.log(2.0)
-    selected = torch.where(pairs, log_probs, torch.zeros_like(log_probs))
-    count = pairs.sum().clamp(min=1)
-    return -selected.sum() / count
-
-
-def lambda_loss(
-    scores: Tensor,
-    labels: Tensor,
-    mask: Tensor | None = None,
-    weighting: str = "ndcg2pp",
-    k: int | None = None,
-    sigma: float = 1.0,
-    mu: float = 10.0,
-    eps: float = 1e-10,
-    reduction_log: str = "binary",
-) -> Tensor:
-    """LambdaLoss (Wang et al., 2018) with one of the weighting schemes in ``LAMBDA_WEIGHTINGS``.
-
-    With the documents sorted by the model's scores, the loss is
-    ``-sum_{(i,j)} w_ij * log_b sigmoid(sigma * (s_i - s_j)) / #pairs`` over the pairs of real
-    documents with ``label_i > label_j`` (for ``ndcg1``: every pair of real documents) where at
-    least one of the two is ranked in the model's top ``k``; the average is over all pairs of the
-    batch. Gains are ``(2^max(label, 0) - 1) / maxDCG@k``, discounts ``log2(1 + rank)``.
-    ``weighting`` selects ``w``: ``none`` (1), ``ndcg1``, ``ndcg2``, ``lambdarank`` or
-    ``ndcg2pp`` (``mu * ndcg2 + lambdarank``). ``reduction_log`` "binary" uses log2, "natural"
-    uses ln. Matches sentence-transformers' ``LambdaLoss`` with ``NoWeightingScheme``,
-    ``NDCGLoss1Scheme``, ``NDCGLoss2Scheme``, ``LambdaRankScheme`` and ``NDCGLoss2PPScheme``.
-    """
-    name = "lambda_loss"
-    scores, labels, mask = _check_inputs(name, scores, labels, mask)
-    check_choice(name, "weighting", weighting, LAMBDA_WEIGHTINGS)
-    check_k(name, k)
-    check_positive(name, "sigma", sigma)
-    check_positive(name, "eps", eps)
-    if not _is_number(mu) or not math.isfinite(mu) or mu < 0:
-        raise ValueError(f"{name} expects mu to be a non-negative number, but got {mu!r}")
-    check_choice(name, "reduction_log", reduction_log, REDUCTION_LOGS)
-    return _lambda_core(name, scores, labels, mask, weighting, k, sigma, mu, eps, reduction_log)
-
-
-def ranknet(
-    scores: Tensor,
-    labels: Tensor,
-    mask: Tensor | None = None,
-    sigma: float = 1.0,
-    *,
-    k: int | None = None,
-    reduction_log: str = "natural",
-) -> Tensor:
-    """RankNet: mean over the pairs with ``label_i > label_j`` of ``log(1 + exp(-sigma (s_i - s_j)))``.
-
-    The mean runs over all such pairs of the batch. ``k`` keeps only pairs with at least one
-    document in the model's top ``k``. This is sentence-transformers' ``RankNetLoss`` (LambdaLoss
-    without weighting); note that its default is ``reduction_log="binary"`` (log2) whereas the
-    default here is the textbook natural log.
-    """
-    name = "ranknet"
-    scores, labels, mask = _check_inputs(name, scores, labels, mask)
-    check_positive(name, "sigma", sigma)
-    check_k(name, k)
-    check_choice(name, "reduction_log", reduction_log, REDUCTION_LOGS)
-    return _lambda_core(name, scores, labels, mask, "none", k, sigma, 0.0, 1e-10, reduction_log)
 
 
 def margin_mse(scores: Tensor, teacher_scores: Tensor, mask: Tensor | None = None) -> Tensor:

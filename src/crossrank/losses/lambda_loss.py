@@ -1,7 +1,6 @@
 """The LambdaLoss framework (Wang et al., CIKM 2018) with its NDCG weighting schemes."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from torch import Tensor
@@ -34,8 +33,7 @@ class LambdaLoss(RankingLoss):
         F.check_choice(self.name, "weighting", weighting, F.LAMBDA_WEIGHTINGS)
         F.check_k(self.name, k)
         F.check_positive(self.name, "sigma", sigma)
-        if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu < 0:
-            raise ValueError(f"{self.name} expects mu to be a non-negative number, but got {mu!r}")
+        F.check_non_negative(self.name, "mu", mu)
         F.check_positive(self.name, "eps", eps)
         F.check_choice(self.name, "reduction_log", reduction_log, F.REDUCTION_LOGS)
         self.weighting = weighting

@@ -14,13 +14,14 @@ __all__ = ["RankNetLoss"]
 class RankNetLoss(RankingLoss):
     """RankNet over all pairs with different labels (see :func:`crossrank.losses.functional.ranknet`).
 
-    ``reduction_log`` defaults to "natural" (``log(1 + exp(-sigma * (s_i - s_j)))``);
-    sentence-transformers' ``RankNetLoss`` defaults to "binary" (the same divided by ln 2).
+    ``reduction_log`` defaults to "binary" (``log2(1 + exp(-sigma * (s_i - s_j)))``), as in
+    sentence-transformers' ``RankNetLoss``, so the same recipe gives the same loss and gradient;
+    "natural" gives the textbook natural log (the same times ln 2).
     """
 
     name = "ranknet"
 
-    def __init__(self, sigma: float = 1.0, k: int | None = None, reduction_log: str = "natural") -> None:
+    def __init__(self, sigma: float = 1.0, k: int | None = None, reduction_log: str = "binary") -> None:
         super().__init__()
         F.check_positive(self.name, "sigma", sigma)
         F.check_k(self.name, k)

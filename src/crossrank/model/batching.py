@@ -108,6 +108,7 @@ def padded_batches(
     pairs: Sequence[tuple[str, str]],
     batch_size: int | None = None,
     max_tokens: int | None = 2048,
+    *,
     with_token_types: bool = True,
     stats: BatchStats | None = None,
     first_chunk: int = FIRST_CHUNK,

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,29 +11,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from crossrank.model.activation import activation_name, activation_path, apply_activation
+from crossrank.data.atomic import atomic_dir
+from crossrank.data.candidates import Candidates
+from crossrank.model.activation import activation_name, apply_activation
+from crossrank.model.backends.base import weights_fingerprint, weights_version
 from crossrank.model.batching import BatchStats, padded_batches, prefetch
-from crossrank.model.loading import check_weight_files, read_stored_settings, resolve_model_path
+from crossrank.model.loading import (check_weight_files, load_pretrained, quiet_transformers, read_stored_settings, resolve_dtype,
+                                     resolve_model_path, stored_activation)
+from crossrank.model.ranker import ScoringOptions, candidate_lists_of, score_pairs_of
+from crossrank.model.st_metadata import write_st_metadata
 from crossrank.model.tokenization import EncodedPairs, PairTokenizer, pad_batch
 from crossrank.model.windows import WindowConfig, WindowEncoder, aggregate, resolve_long_passages
 
 logger = logging.getLogger(__name__)
-
-_DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16,
-}
-
-
-def _resolve_dtype(dtype) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
-        return _DTYPES[dtype.lower()]
-    raise ValueError(f"dtype expects one of {sorted(_DTYPES)} or a torch.dtype, but got {dtype!r}")
 
 
 def _resolve_device(device) -> torch.device:
@@ -102,7 +89,7 @@ class CrossEncoder:
         safe = check_weight_files(self.path, allow_pickle)
         stored = read_stored_settings(self.path)
         self.device = _resolve_device(device)
-        self.dtype = _resolve_dtype(dtype)
+        self.dtype = resolve_dtype(dtype)
 
         config = AutoConfig.from_pretrained(self.path)
         new_head = not any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
@@ -114,16 +101,17 @@ class CrossEncoder:
             logger.info("%s has no classification head: initialising a new one (seed=%d)", self.path, seed)
         with torch.random.fork_rng(devices=[]), quiet_transformers():
             torch.manual_seed(seed)  # a new head is initialised the same way every time
-            self.model = _load_model(
+            self.model = load_pretrained(
                 AutoModelForSequenceClassification, self.path, config=config, dtype=self.dtype, use_safetensors=safe,
                 ignore_mismatched_sizes=num_labels is not None,
             )
         self.model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self._max_length = int(max_length or stored.max_length or 512)
-        self.activation = activation_name(activation) or _stored_activation(stored.activation) or "identity"
+        self.activation = activation_name(activation) or stored_activation(stored.activation) or "identity"
         self.pair_tokenizer = PairTokenizer(self.tokenizer, self._max_length)
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+        self._fingerprint: tuple | None = None  # (weights_version, sha256) of the weights last fingerprinted
         self.inference_backend = None
         self.set_backend(backend, precision)
 
@@ -136,6 +124,16 @@ class CrossEncoder:
         self._backend_chosen = backend not in (None, "auto")
         logger.debug("%s scores with %s (%s)", self.path, self.inference_backend.describe(), self.inference_backend.reason)
         return self.inference_backend
+
+    @contextlib.contextmanager
+    def using_backend(self, backend: str | None = None, precision: str | None = None):
+        """Score with (`backend`, `precision`) inside the `with` block, which gets the backend; the
+        choice made before comes back on exit, however the block ends."""
+        before, chosen = self.inference_backend, self._backend_chosen
+        try:
+            yield self.set_backend(backend, precision)
+        finally:
+            self.inference_backend, self._backend_chosen = before, chosen
 
     @property
     def backend(self) -> str:
@@ -163,6 +161,19 @@ class CrossEncoder:
         return self.inference_backend
 
     # ------------------------------------------------------------------ properties
+    @property
+    def uses_token_types(self) -> bool:
+        """Whether the model takes token type ids (segment ids), as its tokenizer says."""
+        return self._uses_token_types
+
+    def weights_fingerprint(self) -> str:
+        """The sha256 of the model's weights (`crossrank.model.backends.base.weights_fingerprint`),
+        computed again only after they change in place (training, load_state_dict)."""
+        version = weights_version(self.model)
+        if self._fingerprint is None or self._fingerprint[0] != version:
+            self._fingerprint = (version, weights_fingerprint(self.model))
+        return self._fingerprint[1]
+
     @property
     def max_length(self) -> int:
         """Tokens per pair; setting it re-configures the pair tokenizer."""
@@ -297,8 +308,8 @@ class CrossEncoder:
         return_documents: bool = False,
         batch_size: int | None = None,
         show_progress_bar: bool | None = None,
-        activation: str | None = None,
         *,
+        activation: str | None = None,
         long_passages: str = "truncate",
         window: WindowConfig | None = None,
     ) -> list[dict]:
@@ -335,14 +346,14 @@ class CrossEncoder:
         window: WindowConfig | None = None,
     ) -> list[np.ndarray]:
         """Scores of every query's candidates, computed in one length-sorted pass over all pairs
-        (`long_passages` and `window` as in `predict`)."""
-        if len(queries) != len(candidate_lists):
-            raise ValueError(f"rerank_many expects one candidate list per query, but got {len(queries)} queries and {len(candidate_lists)} lists")
-        pairs = [(q, p) for q, docs in zip(queries, candidate_lists) for p in docs]
-        scores = self.predict(pairs, batch_size=batch_size, activation=activation, show_progress_bar=show_progress_bar,
-                              long_passages=long_passages, window=window)
-        bounds = np.cumsum([0] + [len(docs) for docs in candidate_lists])
-        return [scores[bounds[i] : bounds[i + 1]] for i in range(len(queries))]
+        (`long_passages` and `window` as in `predict`); `score_candidates` on texts alone."""
+        options = ScoringOptions(batch_size=batch_size, activation=activation, show_progress_bar=show_progress_bar,
+                                 long_passages=long_passages, window=window)
+        return self.score_candidates(candidate_lists_of(queries, candidate_lists), options)
+
+    def score_candidates(self, candidates: Sequence[Candidates], options: ScoringOptions | None = None) -> list[np.ndarray]:
+        """One score array per query of `candidates` (the `crossrank.model.ranker.Ranker` protocol)."""
+        return score_pairs_of(self, candidates, options)
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike) -> Path:
@@ -353,79 +364,14 @@ class CrossEncoder:
         save never leaves a half-written model behind.
         """
         target = Path(path)
-        target.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".save-", dir=target))
-        try:
+        with atomic_dir(target, merge=True, label="save") as tmp:  # files moved into `target` on success
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.model_max_length = self.max_length
             self.tokenizer.save_pretrained(tmp)
             write_st_metadata(tmp, self.activation, self.max_length)
-            for f in sorted(tmp.iterdir()):
-                os.replace(f, target / f.name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return target
 
     save_pretrained = save
-
-
-def write_st_metadata(folder: Path, activation: str, max_length: int) -> None:
-    """Add the sentence-transformers CrossEncoder metadata (every format generation) to a saved model."""
-    act_path = activation_path(activation)
-    config_file = folder / "config.json"
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    config["sentence_transformers"] = {"activation_fn": act_path}
-    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    files = {
-        "config_sentence_transformers.json": {"activation_fn": act_path, "model_type": "CrossEncoder", "prompts": {}, "default_prompt_name": None},
-        "modules.json": [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"}],
-        "sentence_bert_config.json": {
-            "transformer_task": "sequence-classification",
-            "modality_config": {"text": {"method": "forward", "method_output_name": "logits"}},
-            "module_output_name": "scores",
-            "max_seq_length": max_length,
-        },
-    }
-    for name, content in files.items():
-        (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-
-
-def _load_model(auto_class, path, **kwargs):
-    """from_pretrained with PyTorch's fused attention (SDPA) where the architecture has it."""
-    try:
-        return auto_class.from_pretrained(path, attn_implementation="sdpa", **kwargs)
-    except (ValueError, ImportError) as exc:  # an architecture without SDPA support
-        if "sdpa" not in str(exc).lower() and "scaled_dot_product" not in str(exc).lower():
-            raise
-        logger.info("%s: no SDPA attention for this architecture; using its default", path)
-        return auto_class.from_pretrained(path, **kwargs)
-
-
-def _stored_activation(path: str | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return activation_name(path)
-    except ValueError:
-        logger.warning("checkpoint stores activation %r, which crossrank does not know; using raw logits", path)
-        return None
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """Silence transformers' load report (a new head is expected here and logged by crossrank)."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _disable(show: bool | None) -> bool | None:

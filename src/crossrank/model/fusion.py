@@ -11,20 +11,27 @@ again by cosine with it, and the lists are fused once more. Queries with many re
 (TREC DL's graded judgements) gain most: relevant passages tend to resemble each other.
 
 Any one weight may be 0 -- the cross-encoder's too: a dense- or first-stage-only "fusion" is what
-`crossrank.model.fusion_choice.choose_fusion` picks when fusing does not beat an input alone, and
-`FusedReranker` then never runs the cross-encoder.
+`crossrank.training.fusion_choice.choose_fusion` picks when fusing does not beat an input alone, and
+`FusedReranker` then never runs the cross-encoder. How a setting was chosen travels with it as a
+`FusionChoice`, kept in fusion.json under "chosen_on".
 """
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from crossrank.data.atomic import atomic_write
+from crossrank.data.candidates import Candidates
+from crossrank.model.ranker import ScoringOptions, candidate_lists_of
+
 FUSION_FILE = "fusion.json"
+#: a fused setting must beat the best single input by more than this to be chosen (`crossrank.training.fusion_choice`)
+MIN_GAIN = 0.002
 
 
 @dataclass
@@ -142,17 +149,63 @@ def _same_feedback(a: Feedback, b: Feedback) -> bool:
     return a == b or (not a.depth and not b.depth)  # feedback off is off, whatever its weight
 
 
+@dataclass
+class FusionChoice:
+    """What `crossrank.training.fusion_choice.choose_fusion` chose, and on what (fusion.json's "chosen_on").
+
+    Attributes:
+        weights, feedback: the setting to use (`FusedReranker(model, dense, choice.weights, choice.feedback)`).
+        value: its metric value on the held-out queries.
+        inputs: each single input's value alone, keyed by FusionWeights' field names (the bi-encoder
+            with the better of the feedback options); only the inputs that were given.
+        best_fused_value: the best setting of two or more inputs (None when only one input was given).
+        reason: a sentence saying why this setting, e.g. "fused 0.4012 beats the best single input
+            (bi-encoder 0.3950) by 0.0062 (nDCG@10 on 200 held-out queries)".
+        metric, n_queries: the measure and the number of judged queries it averaged over.
+        min_gain: the margin the fused setting had to beat the best input by.
+    """
+
+    weights: FusionWeights
+    feedback: Feedback
+    value: float
+    inputs: dict[str, float]
+    best_fused_value: float | None
+    reason: str
+    metric: str
+    n_queries: int
+    min_gain: float = MIN_GAIN
+
+    @property
+    def fused(self) -> bool:
+        """Whether two or more inputs have a non-zero weight (False: one input alone)."""
+        return len(self.weights.nonzero()) > 1
+
+    def record(self) -> dict:
+        """What fusion.json keeps under "chosen_on" (the weights and feedback are stored beside it)."""
+        return {"reason": self.reason, "metric": self.metric, "n_queries": self.n_queries, "value": self.value,
+                "best_fused_value": self.best_fused_value, "inputs": dict(self.inputs), "min_gain": self.min_gain}
+
+    @classmethod
+    def from_record(cls, weights: FusionWeights, feedback: Feedback, record: Mapping, source: str = "fusion.json") -> "FusionChoice":
+        """The choice back from `record()`'s output and the weights and feedback stored beside it."""
+        keys = ("reason", "metric", "n_queries", "value", "best_fused_value", "inputs")
+        if not isinstance(record, Mapping) or any(k not in record for k in keys) or not isinstance(record["inputs"], Mapping):
+            raise ValueError(f"{source}: 'chosen_on' expects the keys {', '.join(keys)} (inputs a mapping), but got {record!r}")
+        best = record["best_fused_value"]
+        return cls(weights, feedback, float(record["value"]), {k: float(v) for k, v in record["inputs"].items()},
+                   None if best is None else float(best), str(record["reason"]), str(record["metric"]), int(record["n_queries"]),
+                   float(record.get("min_gain", MIN_GAIN)))
+
+
 class FusedReranker:
     """A CrossEncoder whose scores are fused with a DenseEncoder's cosine and the first-stage scores.
 
-    Use it wherever a CrossEncoder reranks candidate lists (`rerank_many`, the pipeline's
-    `rerank_run`); `predict` on single pairs stays the cross-encoder's own. With `feedback`
+    Use it wherever a CrossEncoder reranks candidate lists (it is a `crossrank.model.ranker.Ranker`:
+    `score_candidates`, the pipeline's `score` and `rerank_run`); `predict` on single pairs stays the cross-encoder's own. With `feedback`
     (a `Feedback` of depth > 0) the dense scores take Rocchio feedback from the first fused ranking.
     With a cross-encoder weight of 0, `rerank_many` never runs the cross-encoder. `choice` (a
     `FusionChoice` of these weights and feedback) is how they were chosen: `save_weights` records it.
     """
-
-    uses_first_stage = True
 
     def __init__(self, cross_encoder, dense=None, weights: FusionWeights | None = None, feedback: Feedback | None = None,
                  *, choice=None):
@@ -181,22 +234,25 @@ class FusedReranker:
 
     def rerank_many(self, queries, candidate_lists, first_stage=None, batch_size: int | None = None, show_progress_bar=None,
                     activation=None, *, long_passages: str = "truncate", window=None) -> list[np.ndarray]:
-        """Fused scores per query; `long_passages` and `window` go to the cross-encoder (see its `predict`).
+        """Fused scores per query of bare texts (`score_candidates` on them)."""
+        options = ScoringOptions(batch_size=batch_size, show_progress_bar=show_progress_bar, long_passages=long_passages, window=window)
+        return self.score_candidates(candidate_lists_of(queries, candidate_lists, first_stage), options)
+
+    def score_candidates(self, candidates: Sequence[Candidates], options: ScoringOptions | None = None) -> list[np.ndarray]:
+        """Fused scores per query (the `crossrank.model.ranker.Ranker` protocol); `options` go to the
+        cross-encoder, whose scores are fused after its own activation (the one the weights were chosen on).
 
         The cross-encoder runs only when its weight is non-zero, the bi-encoder only when the dense one is.
         """
-        if len(candidate_lists) != len(queries):
-            raise ValueError(f"rerank_many expects one candidate list per query ({len(queries)}), but got {len(candidate_lists)}")
-        ce = None
-        if self.weights.cross_encoder:
-            ce = self.cross_encoder.rerank_many(queries, candidate_lists, batch_size=batch_size, show_progress_bar=show_progress_bar,
-                                                long_passages=long_passages, window=window)
-        vectors = self.dense.encode_lists(queries, candidate_lists, show_progress=False) if self.weights.dense else None
+        options = replace(options or ScoringOptions(), activation=None)
+        ce = self.cross_encoder.score_candidates(candidates, options) if self.weights.cross_encoder else None
+        queries, texts = [c.query for c in candidates], [c.texts for c in candidates]
+        vectors = self.dense.encode_lists(queries, texts, show_progress=False) if self.weights.dense else None
         stage = None
         if self.weights.first_stage:
-            if first_stage is None or any(s is None for fs in first_stage for s in fs):
+            if any(s is None for c in candidates for s in c.first_stage):
                 raise ValueError("fusion with a first-stage weight needs first-stage scores for every candidate")
-            stage = [np.asarray(fs, dtype=np.float64) for fs in first_stage]
+            stage = [np.asarray(c.first_stage, dtype=np.float64) for c in candidates]
         return fuse_lists(self.weights, ce, vectors, stage, self.feedback)
 
     def save_weights(self, folder: str | os.PathLike, choice=None) -> Path:
@@ -210,9 +266,8 @@ class FusedReranker:
         content = {"weights": asdict(self.weights), "feedback": asdict(self.feedback), "dense_model": str(self.dense.path) if self.dense is not None else None}
         if choice is not None:
             content["chosen_on"] = choice.record()
-        tmp = path.with_name(f".{FUSION_FILE}.tmp")
-        tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            f.write(json.dumps(content, indent=2) + "\n")
         return path
 
     @classmethod
@@ -230,8 +285,6 @@ class FusedReranker:
         feedback = Feedback(**spec.get("feedback", {}))  # files written before feedback existed have none
         choice = None
         if spec.get("chosen_on") is not None:  # files written before choose_fusion existed have none
-            from crossrank.model.fusion_choice import FusionChoice
-
             choice = FusionChoice.from_record(weights, feedback, spec["chosen_on"], source=str(spec_file))
         dense = DenseEncoder(spec["dense_model"]) if weights.dense and spec.get("dense_model") else None
         return cls(CrossEncoder(folder, **cross_encoder_kwargs), dense, weights, feedback, choice=choice)

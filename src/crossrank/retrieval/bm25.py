@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -26,6 +24,7 @@ import bm25s
 import numpy as np
 from tqdm.auto import tqdm
 
+from crossrank.data.atomic import atomic_dir
 from crossrank.data.records import Passage, Query
 from crossrank.retrieval.analyzer import VOCAB_FILE, Analyzer, passage_text
 from crossrank.retrieval.config import BM25Config
@@ -49,13 +48,6 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
-
-
-def _fresh_sibling(directory: Path, kind: str) -> Path:
-    """A new, empty hidden directory beside ``directory`` (plain mkdir, so the umask applies)."""
-    path = directory.parent / f".{directory.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    return path
 
 
 class BM25Index:
@@ -226,9 +218,7 @@ class BM25Index:
         """
         directory = Path(directory)
         self.check_can_save(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _fresh_sibling(directory, "tmp")
-        try:
+        with atomic_dir(directory) as tmp:  # a sibling folder, swapped in whole on success
             self._retriever.save(str(tmp), show_progress=False)
             self._analyzer.save(tmp)
             self._doc_ids.save(tmp)
@@ -242,16 +232,6 @@ class BM25Index:
                 "metadata": self.metadata,
             }
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            if directory.exists():
-                old = _fresh_sibling(directory, "old")
-                os.replace(directory, old / directory.name)
-                os.replace(tmp, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         logger.info("saved BM25 index (%d passages) to %s", len(self), directory)
         return directory
 

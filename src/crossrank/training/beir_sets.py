@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from crossrank.training.evaluator import MultiDatasetEvaluator, RerankingEvaluator
 
 if TYPE_CHECKING:
-    from crossrank.pipeline.candidates import Candidates
+    from crossrank.data.candidates import Candidates
 
 NANOBEIR_QUERIES = 50  # queries per set in NanoBEIR
 
@@ -108,7 +108,7 @@ def beir_candidates(folder: str | Path, *, split: str = "test", queries_per_set:
     """
     from crossrank.data import iter_corpus, join_title, load_qrels, load_queries
     from crossrank.data.records import Query
-    from crossrank.pipeline.candidates import Candidates
+    from crossrank.data.candidates import Candidates
     from crossrank.retrieval import BM25Index
 
     check_settings(split, queries_per_set, depth, seed, relevance_level)

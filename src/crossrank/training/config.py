@@ -1,8 +1,10 @@
 """Training configuration: one dataclass per concern, filled from a YAML file and/or flags."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from crossrank.training.beir_sets import BeirSetConfig
 
 TEACHER_KINDS = ("cross-encoder", "bi-encoder")  # what `data.teacher` names: logits, or the cosine of two embeddings
+Overrides = Mapping[str, Any] | Iterable[tuple[str, Any]]  # dotted key -> value, e.g. {"data.format": "pairs"}
 
 
 @dataclass
@@ -144,7 +147,15 @@ class TrainConfig:
         return config
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path | None = None, overrides: Overrides = ()) -> "TrainConfig":
+        """One config from a YAML file (optional) with dotted-key `overrides` set on top, in order,
+        built and validated once: what `crossrank train [--config FILE] [--FLAG ...] [--set KEY=VALUE]` runs."""
+        if path is not None:
+            return cls.from_yaml(path, overrides=overrides)
+        return cls.from_dict(with_overrides({}, overrides), source="flags")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, overrides: Overrides = ()) -> "TrainConfig":
         import yaml
 
         path = Path(path)
@@ -156,7 +167,7 @@ class TrainConfig:
             raise ValueError(f"{where}: invalid YAML: {exc}") from exc
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of settings, but got {type(values).__name__}")
-        return cls.from_dict(_expand_vars(values, path), source=str(path))
+        return cls.from_dict(with_overrides(_expand_vars(values, path), overrides), source=str(path))
 
     def validate(self) -> None:
         if not self.model:
@@ -179,6 +190,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def with_overrides(values: Mapping[str, Any], overrides: Overrides) -> dict[str, Any]:
+    """A copy of the settings `values` with each dotted key of `overrides` set, in order:
+    `("data.format", "pairs")` sets values["data"]["format"], making the mappings on the way."""
+    values = copy.deepcopy(dict(values))
+    for key, value in (overrides.items() if isinstance(overrides, Mapping) else overrides):
+        node, parts = values, key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            elif parts[: depth + 1] == ["eval", "beir"] and isinstance(node[part], (list, tuple)):
+                node[part] = {"folders": list(node[part])}  # the plain list of folders, as a mapping
+            if not isinstance(node[part], dict):
+                raise ValueError(f"setting {key!r}: {'.'.join(parts[: depth + 1])} is {node[part]!r}, not a mapping")
+            node = node[part]
+        node[parts[-1]] = value
+    return values
 
 
 def _expand_vars(value, source):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from crossrank.data.corpus import join_title
 from crossrank.data.records import Passage, Query
-from crossrank.pipeline.candidates import Candidates
+from crossrank.data.candidates import Candidates
 from crossrank.training.examples import TrainingExample
 from crossrank.training.pseudo_queries import STRATEGIES, SkipCounts, make_pseudo_queries
 

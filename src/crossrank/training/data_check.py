@@ -92,8 +92,8 @@ class DataCheck:
             raise DataCheckError("training cannot work with this set-up:\n- " + "\n- ".join(self.problems))
 
 
-def check_data(examples: Sequence[TrainingExample], loss, tokenizer=None, max_length: int = 256, evaluator=None, seed: int = 0,
-               distilled: bool = False) -> DataCheck:
+def check_data(examples: Sequence[TrainingExample], loss, tokenizer=None, *, max_length: int = 256, evaluator=None,
+               seed: int = 0, distilled: bool = False) -> DataCheck:
     """Figures and problems of a training set-up. `loss` is a `RankingLoss`; `tokenizer` a
     `PairTokenizer` (None skips the truncation figures); `evaluator` a reranking evaluator or None;
     `distilled`: the targets are a teacher's scores (any loss then reads them as soft targets)."""

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from crossrank.training.config import DataConfig
@@ -64,13 +65,25 @@ def examples_from_run(cfg: DataConfig, seed: int = 0) -> list[TrainingExample]:
         if not positives:
             continue  # the relevant passage has no text here: nothing to learn from
         pool = [d for d in ranked_candidates(run, qid, cfg.depth) if judged.get(d, 0) <= 0 and d in texts]
-        examples.extend(_shape(cfg, qid, queries[qid], positives, pool, judged, texts, rng))
+        examples.extend(_shape(cfg, _JudgedQuery(qid, queries[qid], positives, pool, judged), texts, rng))
     if not examples:
         raise ValueError(f"no training examples: no query of {cfg.run} has a judged positive with text")
     return examples
 
 
-def _shape(cfg: DataConfig, qid, query, positives, pool, judged, texts, rng) -> Iterable[TrainingExample]:
+@dataclass(frozen=True)
+class _JudgedQuery:
+    """One training query of a run: its judged positives and the pool its negatives are drawn from."""
+
+    qid: str
+    query: str
+    positives: list[str]  # judged relevant, with text
+    pool: list[str]  # the run's candidates, best first, never a judged positive
+    judged: Mapping[str, int]  # the query's qrels (grades)
+
+
+def _shape(cfg: DataConfig, item: _JudgedQuery, texts, rng: random.Random) -> Iterable[TrainingExample]:
+    qid, query, positives, pool = item.qid, item.query, item.positives, item.pool
     if cfg.format == "pairs":
         for pos in positives:
             yield TrainingExample(query, [texts[pos]], [1.0], qid, [pos])
@@ -87,7 +100,7 @@ def _shape(cfg: DataConfig, qid, query, positives, pool, judged, texts, rng) -> 
     else:  # lists: every positive with its grade, plus negatives, in a shuffled order
         docs = positives + choose_negatives(pool, cfg.num_negatives, cfg.sampling, rng)
         rng.shuffle(docs)
-        yield TrainingExample(query, [texts[d] for d in docs], [float(max(judged.get(d, 0), 0)) for d in docs], qid, docs)
+        yield TrainingExample(query, [texts[d] for d in docs], [float(max(item.judged.get(d, 0), 0)) for d in docs], qid, docs)
 
 
 def examples_from_triples(cfg: DataConfig) -> list[TrainingExample]:

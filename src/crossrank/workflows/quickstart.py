@@ -121,10 +121,12 @@ class Scored:
 
 def score_candidates(candidates, model, dense, batch_size: int | None = None) -> tuple[Scored, float]:
     """Cross-encoder and first-stage scores of candidate lists, with the bi-encoder's vectors; returns pairs/s of the cross-encoder."""
+    from crossrank.pipeline import ScoringOptions, score
+
     queries = [c.query for c in candidates]
     texts = [c.texts for c in candidates]
     start = time.perf_counter()
-    ce = model.rerank_many(queries, texts, batch_size=batch_size, show_progress_bar=True)
+    ce = score(model, candidates, ScoringOptions(batch_size=batch_size, show_progress_bar=True))
     seconds = time.perf_counter() - start
     scores = {"cross_encoder": ce, "first_stage": [np.asarray(c.first_stage, dtype=np.float64) for c in candidates]}
     vectors = dense.encode_lists(queries, texts, show_progress=True) if dense is not None else None
@@ -141,8 +143,8 @@ def fused(scored: Scored, weights, feedback=None) -> list[np.ndarray]:
 
 def tune_fusion(scored: Scored, qrels, min_gain: float):
     """Fusion weights and feedback chosen on held-out queries by nDCG@10, guarded: where no fusion beats
-    its best single input by `min_gain`, that input alone (`crossrank.model.fusion_choice`)."""
-    from crossrank.model.fusion_choice import choose_fusion
+    its best single input by `min_gain`, that input alone (`crossrank.training.fusion_choice`)."""
+    from crossrank.training.fusion_choice import choose_fusion
 
     return choose_fusion(scored.qids, scored.doc_ids, scored.scores["cross_encoder"], scored.vectors, scored.scores["first_stage"],
                          qrels, metric="nDCG@10", min_gain=min_gain)
@@ -225,21 +227,21 @@ def _teacher_encoder(name: str):
     return load_teacher(name, "bi-encoder")
 
 
-def run_quickstart(cfg: QuickstartConfig) -> dict:
-    from crossrank import CrossEncoder
-    from crossrank.data import Collection, iter_corpus, iter_queries, load_qrels
-    from crossrank.model.dense import DenseEncoder
-    from crossrank.model.fusion import FusedReranker
-    from crossrank.model.vector_cache import VectorCache
-    from crossrank.pipeline import Candidates, from_run
-    from crossrank.retrieval import BM25Index
-    from crossrank.training.datasets import build_evaluator
-
-    check_data(cfg.data)
+def check_settings(cfg: QuickstartConfig) -> None:
     for name, low in (("beir_queries", 0), ("beir_depth", 1), ("dl19_depth", 1), ("scifact_depth", 1)):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"quickstart {name} expects an integer >= {low}, but got {value!r}")
+
+
+def run_quickstart(cfg: QuickstartConfig) -> dict:
+    """The whole job (see the module docstring); returns what metrics.json holds."""
+    from crossrank import CrossEncoder
+    from crossrank.model.dense import DenseEncoder
+    from crossrank.model.vector_cache import VectorCache
+
+    check_data(cfg.data)
+    check_settings(cfg)
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -251,34 +253,56 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     print(f"[1/5] training {cfg.base_model} on msmarco-dev600 (train split + {cfg.pseudo_queries} pseudo-queries) + {cfg.scifact_pseudo_queries} SciFact-corpus pseudo-queries, {cfg.loss} loss")
     result, data, tc = train_step(cfg, dense)
     timings["training_s"] = time.perf_counter() - start
-    precision = result.precision  # measured on this host when cfg.precision is "auto"
-    model_dir = out / "model"
     model = CrossEncoder(result.model_dir, max_length=cfg.rerank_max_length)
-    model.save(model_dir)
+    model.save(out / "model")
     dense = dense if cfg.fusion else None
-
-    # 2. fusion from the tune split (held out from training), guarded against its own inputs
-    print("[2/5] choosing score fusion on the tune split")
-    tune_eval = build_evaluator(tc.eval, name="tune")
-    tune_cands = [Candidates(q, tune_eval.queries[q], list(docs), [tune_eval.texts[d] for d in docs], [float(-r) for r in range(len(docs))])
-                  for q, docs in tune_eval.candidates.items()]
-    choice = None
-    if dense is not None:
-        tune_scored, _ = score_candidates(tune_cands, model, dense)
-        tune_qrels = {q: tune_eval.qrels[q] for q in tune_eval.candidates if q in tune_eval.qrels}
-        choice = tune_fusion(tune_scored, tune_qrels, cfg.fusion_min_gain)
-        FusedReranker(model, dense, choice.weights, choice.feedback, choice=choice).save_weights(model_dir)
-        print(f"      {choice.reason}; weights {asdict(choice.weights)}, feedback {asdict(choice.feedback)}")
+    choice = fusion_step(cfg, model, dense, tc)
     results = Results(out)
+    dl19_step(cfg, model, dense, choice, results)
+    scifact_step(cfg, model, dense, choice, results)
+    beir_sets(cfg, model, dense, choice, results)
 
-    # 3. TREC DL19: BM25 top-100 reranked
+    timings["total_s"] = time.perf_counter() - start
+    summary = summarise(cfg, result, data, choice, results, timings)
+    write_outputs(cfg, result, data, choice, results, timings)
+    return summary
+
+
+def fusion_step(cfg: QuickstartConfig, model, dense, tc):
+    """2. Fusion from the tune split (held out from training), guarded against its own inputs; None without a bi-encoder."""
+    from crossrank.model.fusion import FusedReranker
+    from crossrank.training.datasets import build_evaluator
+
+    print("[2/5] choosing score fusion on the tune split")
+    if dense is None:
+        return None
+    tune_eval = build_evaluator(tc.eval, name="tune")
+    tune_scored, _ = score_candidates(tune_eval.candidate_lists(), model, dense)
+    tune_qrels = {q: tune_eval.qrels[q] for q in tune_eval.candidates if q in tune_eval.qrels}
+    choice = tune_fusion(tune_scored, tune_qrels, cfg.fusion_min_gain)
+    FusedReranker(model, dense, choice.weights, choice.feedback, choice=choice).save_weights(cfg.output / "model")
+    print(f"      {choice.reason}; weights {asdict(choice.weights)}, feedback {asdict(choice.feedback)}")
+    return choice
+
+
+def dl19_step(cfg: QuickstartConfig, model, dense, choice, results: Results) -> None:
+    """3. TREC DL19: the BM25 top-`dl19_depth` reranked."""
+    from crossrank.data import load_qrels
+    from crossrank.data.candidates import from_run
+
     print(f"[3/5] reranking TREC DL19 BM25 top-{cfg.dl19_depth}")
     dl19 = cfg.data / "trec-dl19"
     cands = list(from_run(dl19 / "runs" / "run.dl19.bm25.top100.trec", dl19 / "collection.tsv", dl19 / "queries.dl19.tsv", cfg.dl19_depth))
     scored, results.speeds["TREC DL19"] = score_candidates(cands, model, dense)
     results.add("TREC DL19", dataset_runs(scored, choice), load_qrels(dl19 / "qrels.dl19-passage.txt"), level=2)
 
-    # 4. SciFact, out of domain: BM25 over the whole corpus, top-k reranked
+
+def scifact_step(cfg: QuickstartConfig, model, dense, choice, results: Results) -> None:
+    """4. SciFact, out of domain: BM25 over the whole corpus, the top-`scifact_depth` reranked at the training length."""
+    from crossrank.data import Collection, iter_corpus, iter_queries, load_qrels
+    from crossrank.data.candidates import Candidates
+    from crossrank.retrieval import BM25Index
+
     print(f"[4/5] SciFact: BM25 over the whole corpus, reranking the top-{cfg.scifact_depth}")
     sf = cfg.data / "scifact"
     qrels = load_qrels(sf / "qrels" / "test.tsv")
@@ -287,17 +311,10 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     bm25 = BM25Index.build(passages, show_progress=False).search(queries, k=cfg.scifact_depth, show_progress=False)
     texts = Collection.from_passages(passages)
     qtext = {q.query_id: q.text for q in queries}
-    sf_cands = [Candidates(q, qtext[q], list(docs), [texts[d] for d in docs], list(docs.values())) for q, docs in bm25.items()]
+    cands = [Candidates(q, qtext[q], list(docs), [texts[d] for d in docs], list(docs.values())) for q, docs in bm25.items()]
     model.max_length = min(model.max_length, cfg.scifact_max_length)
-    scored, results.speeds["SciFact"] = score_candidates(sf_cands, model, dense)
+    scored, results.speeds["SciFact"] = score_candidates(cands, model, dense)
     results.add("SciFact", dataset_runs(scored, choice), qrels, level=1)
-
-    beir_sets(cfg, model, dense, choice, results)
-
-    timings["total_s"] = time.perf_counter() - start
-    summary = summarise(cfg, result, data, choice, results, timings)
-    write_outputs(cfg, result, data, choice, results, timings)
-    return summary
 
 
 def beir_sets(cfg: QuickstartConfig, model, dense, choice, results: Results) -> None:

@@ -1,8 +1,9 @@
 """The quickstart's report: a terminal table, report.md and a PNG of training and per-query results."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from crossrank.data import atomic_write
 
 REPORT_METRICS = ("nDCG@10", "RR@10", "AP", "R@10")
 
@@ -54,9 +55,8 @@ def paired_tests(qrels, runs: dict[str, dict], baselines: tuple[str, ...], metri
 
 def write_report(path: Path, sections: list[tuple[str, str]]) -> Path:
     text = "\n\n".join(f"## {title}\n\n{body}" if title else body for title, body in sections) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(text)
     return path
 
 
@@ -84,8 +84,9 @@ def plot(path: Path, log_history: list[dict], metric: str, per_query: dict[str, 
         ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
         ax.set(title=f"{name}: nDCG@10 per query", xlabel="BM25", ylabel="crossrank", xlim=(0, 1), ylim=(0, 1))
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return path

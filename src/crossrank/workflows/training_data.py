@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossrank.pipeline.candidates import Candidates
+from crossrank.data.candidates import Candidates
 from crossrank.training.corpus_examples import PseudoDataConfig
 
 logger = logging.getLogger(__name__)

@@ -23,9 +23,10 @@ The rules when `backend` / `precision` are left out (None or "auto"):
    bf16 once per host kind and model shape (`precision.choose_precision`, cached in
    $CROSSRANK_CACHE/precision.json, default ~/.cache/crossrank); where bf16 autocast is not >= 1.25x
    fp32, asking for bf16 logs a warning and scores in fp32 (exact, and faster there).
-4. Lossy paths (bf16 on CPU, int8) are trusted through `crossrank export --check` (see
-   `fidelity`): without a passing record for these weights on this host kind, loading one logs a
-   warning with the command to run; it does not raise.
+4. Lossy paths (bf16 on CPU, int8) are trusted through `crossrank export --check` (the check is
+   `crossrank.workflows.fidelity`, its records `fidelity_records`): without a passing record for
+   these weights on this host kind, loading one logs a warning with the command to run; it does
+   not raise.
 5. Impossible combinations raise ValueError: onnx on CUDA, onnx with bf16/fp16, fp16 on CPU,
    int8 on CUDA, a precision other than the weights' dtype when loaded with `dtype=`.
 
@@ -33,7 +34,7 @@ A backend copy of the weights (torch int8, onnx) notices when the torch module's
 place (training, load_state_dict): torch int8 quantises again, onnx falls back to torch.
 """
 from crossrank.model.backends.base import BACKENDS, PRECISIONS, Backend, cpu_info, host_key
-from crossrank.model.backends.fidelity import FidelityConfig, FidelityReport, check_fidelity, compare_runs, passing_record, top_k_overlap
+from crossrank.model.backends.fidelity_records import passing_record
 from crossrank.model.backends.onnx_backend import OnnxBackend, onnx_available, onnx_dir, require_onnxruntime
 from crossrank.model.backends.selection import (
     BF16_MIN_SPEEDUP,
@@ -52,12 +53,8 @@ __all__ = [
     "ONNX_MIN_SPEEDUP",
     "PRECISIONS",
     "Backend",
-    "FidelityConfig",
-    "FidelityReport",
     "OnnxBackend",
     "TorchBackend",
-    "check_fidelity",
-    "compare_runs",
     "model_bf16_speedup",
     "cpu_info",
     "create_backend",
@@ -70,5 +67,4 @@ __all__ = [
     "quantize_int8",
     "require_onnxruntime",
     "time_backends",
-    "top_k_overlap",
 ]

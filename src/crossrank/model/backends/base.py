@@ -1,4 +1,4 @@
-"""What every backend shares: the interface, fingerprints of weights and hosts, small JSON caches."""
+"""What every backend shares: the interface, fingerprints of weights and hosts, random inputs to time with, small JSON caches."""
 from __future__ import annotations
 
 import contextlib
@@ -6,11 +6,12 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from crossrank.data.atomic import atomic_write
 
 BACKENDS = ("torch", "onnx")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -45,6 +46,10 @@ class Backend:
     precision = "fp32"
     #: padded tokens per batch when predict is given no budget
     default_max_tokens = 2048
+    #: the torch module whose weights this backend runs (itself, or a copy made from it)
+    source: torch.nn.Module | None = None
+    #: `weights_version(source)` when a copy was made from it; None when nothing was copied
+    _version: tuple | None = None
 
     @property
     def lossy(self) -> bool:
@@ -60,7 +65,7 @@ class Backend:
 
     def is_current(self, model: torch.nn.Module) -> bool:
         """False when the weights this backend runs no longer are `model`'s (a copy went stale)."""
-        return True
+        return self._version is None or (model is self.source and weights_version(model) == self._version)
 
     def describe(self) -> str:
         return f"{self.name} {self.precision}"
@@ -84,6 +89,23 @@ def weights_version(model: torch.nn.Module) -> tuple:
     """Cheap marker of in-place changes: parameter storages and version counters (an optimizer
     step or load_state_dict changes it), so a copy made from these weights can tell it is stale."""
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+
+def random_batch(model: torch.nn.Module, rows: int, width: int, *, token_types: bool) -> dict[str, np.ndarray]:
+    """Seeded random int64 inputs of `rows` x `width` tokens, to time or trace `model` with: ids from
+    its vocabulary (above the special tokens), a full attention mask and, with `token_types`, the
+    second segment over the last three quarters of each row."""
+    vocab = int(getattr(getattr(model, "config", None), "vocab_size", 1000) or 1000)
+    rng = np.random.default_rng(0)
+    batch = {
+        "input_ids": rng.integers(min(1000, vocab - 1), vocab, (rows, width), dtype=np.int64),
+        "attention_mask": np.ones((rows, width), dtype=np.int64),
+    }
+    if token_types:
+        types = np.zeros((rows, width), dtype=np.int64)
+        types[:, width // 4 :] = 1
+        batch["token_type_ids"] = types
+    return batch
 
 
 def cpu_info() -> dict:
@@ -143,10 +165,8 @@ def update_json(path: Path, key: str, value) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         content = read_json(path)
         content[key] = value
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_write(path) as f:
             f.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
         return True
     except OSError:
         return False

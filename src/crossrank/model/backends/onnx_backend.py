@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -23,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crossrank.model.backends.base import Backend, cache_dir, read_json, update_json, weights_version, writable_dir
+from crossrank.data.atomic import atomic_dir
+from crossrank.model.backends.base import Backend, cache_dir, random_batch, read_json, update_json, weights_version, writable_dir
 from crossrank.model.batching import DEFAULT_MAX_TOKENS
 
 logger = logging.getLogger(__name__)
@@ -112,15 +112,9 @@ class _Named(torch.nn.Module):
 
 def _dummy_inputs(model: torch.nn.Module, names: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
     # two rows, the second padded: the traced graph must keep the attention mask's path
-    vocab = int(getattr(model.config, "vocab_size", 1000) or 1000)
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(min(1000, vocab - 1), vocab, (2, 16), generator=gen)
-    mask = torch.ones(2, 16, dtype=torch.long)
-    mask[1, 9:] = 0
-    types = torch.zeros(2, 16, dtype=torch.long)
-    types[:, 6:] = 1
-    values = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    return tuple(values[n] for n in names)
+    values = random_batch(model, 2, 16, token_types=True)
+    values["attention_mask"][1, 9:] = 0
+    return tuple(torch.from_numpy(values[n]) for n in names)
 
 
 def _export_fp32(model: torch.nn.Module, folder: Path, names: tuple[str, ...]) -> None:
@@ -129,19 +123,17 @@ def _export_fp32(model: torch.nn.Module, folder: Path, names: tuple[str, ...]) -
     was_training = model.training
     device = next(model.parameters()).device
     model.eval()
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
     try:
-        wrapper = _Named(model, names)
-        args = tuple(t.to(device) for t in _dummy_inputs(model, names))
-        axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
-            torch.onnx.export(wrapper, args, str(tmp / FILES["fp32"]), input_names=list(names), output_names=["logits"],
-                              dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
-        for f in tmp.iterdir():  # the .onnx file and any external-data file (models over 2 GB)
-            os.replace(f, folder / f.name)
+        # the .onnx file and any external-data file (models over 2 GB) are moved into `folder` on success
+        with atomic_dir(folder, merge=True, label="export") as tmp:
+            wrapper = _Named(model, names)
+            args = tuple(t.to(device) for t in _dummy_inputs(model, names))
+            axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+                torch.onnx.export(wrapper, args, str(tmp / FILES["fp32"]), input_names=list(names), output_names=["logits"],
+                                  dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         model.train(was_training)
 
 
@@ -207,6 +199,3 @@ class OnnxBackend(Backend):
         logits = self.ort_session.run(None, {n: arrays[n] for n in self.input_names})[0]
         logits = np.asarray(logits, dtype=np.float32)
         return logits.reshape(len(logits), -1)
-
-    def is_current(self, model: torch.nn.Module) -> bool:
-        return self._version is None or (model is self.source and weights_version(model) == self._version)

@@ -21,9 +21,11 @@ made every later run train in the slow precision). The measurement resists noise
   Where /proc is missing or the measurement was too short to tell, the load counts as unknown and
   only the rounds' agreement judges it.
 
-`mode="train"` times forward + backward (what a training step spends); `mode="inference"` a
-forward pass under `torch.inference_mode`. Callers say which precisions they allow: training
-allows every supported one; inference's default allows only the exact fp32.
+`mode` names what is timed and keys the cache: "inference", a forward pass under
+`torch.inference_mode` (`step_timer`, the timing used when no `measure` is given), or "train",
+forward + backward (what a training step spends; `crossrank.training.precision` times it and
+passes the timer in). Callers say which precisions they allow: training allows every supported
+one; inference's default allows only the exact fp32.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from crossrank.model.backends.base import cache_dir, cpu_info, host_key, read_json, update_json
+from crossrank.model.backends.base import cache_dir, cpu_info, host_key, random_batch, read_json, update_json
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +149,10 @@ def choose_precision(
     """Time `model` on a `rows` x `width` token batch in each supported precision; return the fastest allowed.
 
     `allowed` defaults to every supported precision; a half precision must beat fp32 by
-    `MIN_SPEEDUP` to be chosen. `measure(precision) -> seconds` replaces the real timing and
-    `load_probe` the reading of the host's load (tests; see `LoadProbe`). A noisy measurement
-    (see the module's docstring) decides this call only and is not cached.
+    `MIN_SPEEDUP` to be chosen. `measure(precision) -> seconds` times one step of `mode` (default,
+    for "inference" only: `step_timer`; "train" steps are timed by `crossrank.training.precision`)
+    and `load_probe` reads the host's load (tests; see `LoadProbe`). A noisy measurement (see the
+    module's docstring) decides this call only and is not cached.
     """
     if mode not in MODES:
         raise ValueError(f"choose_precision expects mode in {MODES}, but got {mode!r}")
@@ -157,6 +160,9 @@ def choose_precision(
         raise ValueError(f"choose_precision expects rows >= 1 and width >= 2, but got rows={rows}, width={width}")
     if rounds < 1 or attempts < 1:
         raise ValueError(f"choose_precision expects rounds >= 1 and attempts >= 1, but got rounds={rounds}, attempts={attempts}")
+    if measure is None and mode != "inference":
+        raise ValueError(f"choose_precision times inference steps itself; mode={mode!r} needs `measure`, the timer of one "
+                         "such step (`crossrank.training.precision.choose_train_precision` times training steps)")
     device = next(model.parameters()).device
     candidates = supported_precisions(device)
     allowed_set = set(candidates if allowed is None else allowed)
@@ -171,7 +177,7 @@ def choose_precision(
                        min_seconds=entry.get("min_seconds") or {},
                        other_cores=float(cores) if isinstance(cores, (int, float)) else None)
     if measure is None:
-        measure = step_timer(model, rows, width, mode)
+        measure = step_timer(model, rows, width)
     timings = measure_precisions(measure, candidates, rounds, load_probe=load_probe, attempts=attempts)
     seconds, noise = timings.median, timings.noise()
     if noise:
@@ -336,57 +342,36 @@ def cache_key(model: torch.nn.Module, device: torch.device, rows: int, width: in
     return f"{host_key(gpu)}|{device.type}|{shape}|{rows}x{width}|{mode}"
 
 
-def step_timer(model: torch.nn.Module, rows: int, width: int, mode: str) -> Measure:
-    """A `measure(precision) -> seconds` that runs one step of `model` on random tokens."""
+def step_timer(model: torch.nn.Module, rows: int, width: int) -> Measure:
+    """A `measure(precision) -> seconds` that runs one inference step (a forward pass) of `model` on random tokens."""
     device = next(model.parameters()).device
-    batch = _random_batch(model, rows, width, device)
+    batch = timing_batch(model, rows, width)
 
     def measure(precision: str) -> float:
-        autocast = _autocast(device, precision)
         was_training = model.training
-        if mode == "train":
-            model.train()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+        model.eval()
+        with torch.inference_mode(), autocast(device, precision):
             start = time.perf_counter()
-            with autocast:
-                logits = model(**batch).logits
-            logits.float().sum().backward()
+            model(**batch)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
-            model.zero_grad(set_to_none=True)
-        else:
-            model.eval()
-            with torch.inference_mode(), autocast:
-                start = time.perf_counter()
-                model(**batch)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                seconds = time.perf_counter() - start
         model.train(was_training)
         return seconds
 
     return measure
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str):
+    """The autocast context of `precision` on `device` (none for fp32)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _random_batch(model: torch.nn.Module, rows: int, width: int, device: torch.device) -> dict[str, torch.Tensor]:
-    vocab = int(getattr(getattr(model, "config", None), "vocab_size", 1000) or 1000)
-    generator = torch.Generator().manual_seed(0)
-    low = min(1000, vocab - 1)
-    batch = {
-        "input_ids": torch.randint(low, vocab, (rows, width), generator=generator).to(device),
-        "attention_mask": torch.ones(rows, width, dtype=torch.long, device=device),
-    }
-    if getattr(getattr(model, "config", None), "type_vocab_size", 0) >= 2:
-        types = torch.zeros(rows, width, dtype=torch.long)
-        types[:, width // 3:] = 1
-        batch["token_type_ids"] = types.to(device)
-    return batch
+def timing_batch(model: torch.nn.Module, rows: int, width: int) -> dict[str, torch.Tensor]:
+    """Random `rows` x `width` token inputs on `model`'s device (token types where its config has two or more)."""
+    device = next(model.parameters()).device
+    token_types = getattr(getattr(model, "config", None), "type_vocab_size", 0) >= 2
+    return {k: torch.from_numpy(v).to(device) for k, v in random_batch(model, rows, width, token_types=token_types).items()}

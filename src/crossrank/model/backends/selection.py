@@ -15,15 +15,14 @@ import torch
 from crossrank.model.backends.base import (
     Backend,
     backend_name,
-    cache_dir,
     cpu_info,
     host_key,
     precision_name,
+    random_batch,
     read_json,
     update_json,
-    weights_fingerprint,
-    weights_version,
 )
+from crossrank.model.backends.fidelity_records import passing_record
 from crossrank.model.backends.onnx_backend import (
     EXPORT_RECORD,
     FILES,
@@ -34,6 +33,7 @@ from crossrank.model.backends.onnx_backend import (
     onnx_dir,
     require_onnxruntime,
 )
+from crossrank.model.backends.precision import choose_precision
 from crossrank.model.backends.torch_backend import TorchBackend
 
 logger = logging.getLogger(__name__)
@@ -65,24 +65,8 @@ def model_bf16_speedup(ce, refresh: bool = False) -> float:
     Timed on the model itself, alternating, once per host kind and model shape (cached in
     $CROSSRANK_CACHE/precision.json): a CPU flag alone misleads (an AVX512-BF16 Xeon ran bf16 slower).
     """
-    from crossrank.model.backends.precision import choose_precision
-
     choice = choose_precision(ce.model, rows=16, width=128, mode="inference", allowed=("fp32", "bf16"), refresh=refresh)
     return choice.speedup("bf16")
-
-
-def _synthetic_batch(model, uses_token_types: bool, rows: int = 16, width: int = 128) -> dict[str, np.ndarray]:
-    vocab = int(getattr(model.config, "vocab_size", 1000) or 1000)
-    rng = np.random.default_rng(0)
-    arrays = {
-        "input_ids": rng.integers(min(1000, vocab - 1), vocab, (rows, width), dtype=np.int64),
-        "attention_mask": np.ones((rows, width), dtype=np.int64),
-    }
-    if uses_token_types:
-        types = np.zeros((rows, width), dtype=np.int64)
-        types[:, width // 4 :] = 1
-        arrays["token_type_ids"] = types
-    return arrays
 
 
 def time_backends(backends: dict[str, Backend], batch: dict[str, np.ndarray], rounds: int = 5) -> dict[str, float]:
@@ -108,7 +92,7 @@ def onnx_timings(ce, onnx_backend: OnnxBackend, refresh: bool = False) -> dict:
     cached = read_json(path).get(key)
     if isinstance(cached, dict) and not refresh:
         return cached
-    batch = _synthetic_batch(ce.model, ce._uses_token_types)
+    batch = random_batch(ce.model, 16, 128, token_types=ce.uses_token_types)
     speeds = time_backends({"torch": TorchBackend(ce.model, ce.device, "fp32"), "onnx": onnx_backend}, batch)
     entry = {"torch_fp32": round(speeds["torch"], 2), "onnx_fp32": round(speeds["onnx"], 2), "batch": "16 x 128 tokens",
              "host": cpu_info(), "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -116,24 +100,14 @@ def onnx_timings(ce, onnx_backend: OnnxBackend, refresh: bool = False) -> dict:
     return entry
 
 
-# ---------------------------------------------------------------------------------- fingerprints
-def model_fingerprint(ce) -> str:
-    """The sha256 of the CrossEncoder's weights, recomputed only after they change."""
-    version = weights_version(ce.model)
-    cached = getattr(ce, "_fingerprint_cache", None)
-    if cached is None or cached[0] != version:
-        cached = (version, weights_fingerprint(ce.model))
-        ce._fingerprint_cache = cached
-    return cached[1]
-
-
+# ---------------------------------------------------------------------------------- exports
 def input_names(ce) -> tuple[str, ...]:
-    return ("input_ids", "attention_mask") + (("token_type_ids",) if ce._uses_token_types else ())
+    return ("input_ids", "attention_mask") + (("token_type_ids",) if ce.uses_token_types else ())
 
 
 def ensure_export(ce, precision: str, force: bool = False):
     """The current ONNX export of `ce` at `precision`, made now when missing or stale."""
-    return export_onnx(ce.model, onnx_dir(ce.path), model_fingerprint(ce), precision, input_names(ce), force=force)
+    return export_onnx(ce.model, onnx_dir(ce.path), ce.weights_fingerprint(), precision, input_names(ce), force=force)
 
 
 # ---------------------------------------------------------------------------------- the rules
@@ -193,7 +167,7 @@ def _auto_cpu(ce, p: str, reason: str) -> Backend:
     folder = onnx_dir(ce.path)
     if not (folder / FILES[p]).exists() or not (folder / EXPORT_RECORD).exists():
         return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (no ONNX export; `crossrank export` makes one)", ce)
-    path = current_export(folder, p, model_fingerprint(ce))
+    path = current_export(folder, p, ce.weights_fingerprint())
     if path is None:
         logger.info("%s: the ONNX export was made from other weights; scoring with torch (run `crossrank export` again)", folder)
         return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (the ONNX export is stale)", ce)
@@ -210,8 +184,6 @@ def _auto_cpu(ce, p: str, reason: str) -> Backend:
 def _done(b: Backend, reason: str, ce) -> Backend:
     b.reason = reason
     if b.lossy and getattr(_local, "warn", True):
-        from crossrank.model.backends.fidelity import passing_record
-
         if passing_record(ce, b.name, b.precision) is None:
             logger.warning(
                 "%s %s is lossy and has no passing fidelity check for these weights on this host: its ranking may "

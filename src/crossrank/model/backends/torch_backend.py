@@ -68,9 +68,6 @@ class TorchBackend(Backend):
         logits = self.module(**inputs).logits.float()
         return logits.cpu().numpy()
 
-    def is_current(self, model: torch.nn.Module) -> bool:
-        return self._version is None or (model is self.source and weights_version(model) == self._version)
-
     def refresh(self) -> None:
         if self.precision == "int8":
             self.module = quantize_int8(self.source)

@@ -9,7 +9,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crossrank.model.backends.fidelity import FidelityConfig, FidelityReport, check_fidelity, record_path
+from crossrank.model.backends.fidelity_records import record_path
+from crossrank.model.backends.onnx_backend import OnnxBackend, require_onnxruntime
+from crossrank.model.backends.selection import ensure_export, fidelity_warnings, onnx_timings
+from crossrank.model import CrossEncoder
+from crossrank.workflows.fidelity import FidelityConfig, FidelityReport, check_fidelity
 
 
 @dataclass
@@ -32,10 +36,7 @@ class ExportResult:
 
 
 def export_model(config: ExportConfig) -> ExportResult:
-    from crossrank.model import CrossEncoder
-    from crossrank.model.backends.onnx_backend import OnnxBackend, require_onnxruntime
-    from crossrank.model.backends.selection import ensure_export, fidelity_warnings, onnx_timings
-
+    """Export (and time, and with `config.check` check and record) the model at `config.model`."""
     if config.backend not in ("onnx", "torch"):
         raise ValueError(f"--backend must be onnx or torch, but got {config.backend!r}")
     allowed = ("fp32", "int8") if config.backend == "onnx" else ("fp32", "bf16", "int8")

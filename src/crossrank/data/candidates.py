@@ -1,22 +1,52 @@
-"""Candidate lists for reranking: one query with its first-stage passages, from any input format."""
+"""`Candidates`: one query with its first-stage passages, the record every ranker scores.
+
+Read from a run (+ corpus + queries) or a rerank JSONL file; `to_run` turns the scores of a list
+of them into a run (query id -> doc id -> score), the shape `evaluation` measures and `runs` writes.
+"""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from crossrank.data import Collection, RerankItem, group_by_query, iter_rerank_jsonl, load_queries, load_run, rank_scores
+from crossrank.data.collection import Collection
+from crossrank.data.grouping import group_by_query
+from crossrank.data.queries import load_queries
+from crossrank.data.ranking import rank_scores
+from crossrank.data.records import RerankItem
+from crossrank.data.rerank_jsonl import iter_rerank_jsonl
+from crossrank.data.runs import load_run
 
 
 @dataclass
 class Candidates:
+    """A query and its candidate passages in first-stage order; `first_stage` holds their first-stage
+    scores (None where the input has none)."""
+
     query_id: str
     query: str
     doc_ids: list[str]
     texts: list[str]
     first_stage: list[float | None]
 
+    def __post_init__(self) -> None:
+        if not (len(self.doc_ids) == len(self.texts) == len(self.first_stage)):
+            raise ValueError(f"Candidates for query {self.query_id!r} expects as many texts and first-stage scores as doc ids "
+                             f"({len(self.doc_ids)}), but got {len(self.texts)} texts and {len(self.first_stage)} scores")
+
     def __len__(self) -> int:
         return len(self.doc_ids)
+
+
+def to_run(candidates: Sequence[Candidates], scores: Sequence[Sequence[float]]) -> dict[str, dict[str, float]]:
+    """The run of scored candidate lists: query id -> {doc id: score}, one score per candidate."""
+    if len(candidates) != len(scores):
+        raise ValueError(f"to_run expects one score list per query ({len(candidates)}), but got {len(scores)}")
+    run: dict[str, dict[str, float]] = {}
+    for c, values in zip(candidates, scores):
+        if len(values) != len(c):
+            raise ValueError(f"to_run expects {len(c)} scores for query {c.query_id!r}, but got {len(values)}")
+        run.setdefault(c.query_id, {}).update(zip(c.doc_ids, (float(v) for v in values)))
+    return run
 
 
 def from_run(run_path, corpus_path, queries_path, depth: int | None = None) -> Iterator[Candidates]:

@@ -5,7 +5,8 @@ alone (the cross-encoder, the bi-encoder cosine -- with each feedback option --,
 and a small grid of fused settings (the cross-encoder weight included in the grid, 0 among its
 values, and each feedback option). The best fused setting is kept only when it beats the best
 single input by more than `min_gain`; otherwise the choice is that input alone (its weight 1, the
-others 0), and `FusionChoice.reason` says which and why.
+others 0), and `FusionChoice.reason` says which and why. The choice (`crossrank.model.fusion.FusionChoice`)
+is what `FusedReranker` holds and fusion.json keeps.
 
 Why a margin: on the few hundred held-out queries a quickstart has, a fused setting picked from a
 grid of ~100 beats the best input by a few thousandths of nDCG@10 by chance alone (one query moving
@@ -25,12 +26,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
 from crossrank.evaluation import evaluate
-from crossrank.model.fusion import Feedback, FusionWeights, fuse_lists
+from crossrank.model.fusion import MIN_GAIN, Feedback, FusionChoice, FusionWeights, fuse_lists
 
 INPUTS = ("cross_encoder", "dense", "first_stage")  # FusionWeights' fields
 CHEAPEST_FIRST = ("first_stage", "dense", "cross_encoder")  # ties among single inputs go to the cheaper one
@@ -38,56 +39,7 @@ LABELS = {"cross_encoder": "cross-encoder", "dense": "bi-encoder", "first_stage"
 CE_GRID = (0.0, 0.5, 1.0)
 DENSE_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 STAGE_GRID = (0.0, 0.25, 0.5, 1.0)
-MIN_GAIN = 0.002  # fused must beat the best single input by more than this (see the module docstring)
 _TIE = 1e-9  # a setting replaces an earlier (preferred) one only when better by more than this
-
-
-@dataclass
-class FusionChoice:
-    """What `choose_fusion` chose, and on what.
-
-    Attributes:
-        weights, feedback: the setting to use (`FusedReranker(model, dense, choice.weights, choice.feedback)`).
-        value: its metric value on the held-out queries.
-        inputs: each single input's value alone, keyed by FusionWeights' field names (the bi-encoder
-            with the better of the feedback options); only the inputs that were given.
-        best_fused_value: the best setting of two or more inputs (None when only one input was given).
-        reason: a sentence saying why this setting, e.g. "fused 0.4012 beats the best single input
-            (bi-encoder 0.3950) by 0.0062 (nDCG@10 on 200 held-out queries)".
-        metric, n_queries: the measure and the number of judged queries it averaged over.
-        min_gain: the margin the fused setting had to beat the best input by.
-    """
-
-    weights: FusionWeights
-    feedback: Feedback
-    value: float
-    inputs: dict[str, float]
-    best_fused_value: float | None
-    reason: str
-    metric: str
-    n_queries: int
-    min_gain: float = MIN_GAIN
-
-    @property
-    def fused(self) -> bool:
-        """Whether two or more inputs have a non-zero weight (False: one input alone)."""
-        return len(self.weights.nonzero()) > 1
-
-    def record(self) -> dict:
-        """What fusion.json keeps under "chosen_on" (the weights and feedback are stored beside it)."""
-        return {"reason": self.reason, "metric": self.metric, "n_queries": self.n_queries, "value": self.value,
-                "best_fused_value": self.best_fused_value, "inputs": dict(self.inputs), "min_gain": self.min_gain}
-
-    @classmethod
-    def from_record(cls, weights: FusionWeights, feedback: Feedback, record: Mapping, source: str = "fusion.json") -> "FusionChoice":
-        """The choice back from `record()`'s output and the weights and feedback stored beside it."""
-        keys = ("reason", "metric", "n_queries", "value", "best_fused_value", "inputs")
-        if not isinstance(record, Mapping) or any(k not in record for k in keys) or not isinstance(record["inputs"], Mapping):
-            raise ValueError(f"{source}: 'chosen_on' expects the keys {', '.join(keys)} (inputs a mapping), but got {record!r}")
-        best = record["best_fused_value"]
-        return cls(weights, feedback, float(record["value"]), {k: float(v) for k, v in record["inputs"].items()},
-                   None if best is None else float(best), str(record["reason"]), str(record["metric"]), int(record["n_queries"]),
-                   float(record.get("min_gain", MIN_GAIN)))
 
 
 def _refuse(what: str, got) -> ValueError:

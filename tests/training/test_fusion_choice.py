@@ -1,6 +1,6 @@
 """choose_fusion: each input alone against the fused grid, the min_gain guard, ties, checked inputs.
 
-Real DL19 inputs (the bi-encoder + BM25, a noise cross-encoder beside them) are in test_fusion.py,
+Real DL19 inputs (the bi-encoder + BM25, a noise cross-encoder beside them) are in tests/model/test_fusion.py,
 beside the fixture that embeds them once.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from crossrank.evaluation import evaluate
-from crossrank.model.fusion import Feedback, FusionWeights, fuse_lists
-from crossrank.model.fusion_choice import MIN_GAIN, FusionChoice, choose_fusion
+from crossrank.model.fusion import Feedback, FusionChoice, FusionWeights, fuse_lists
+from crossrank.training.fusion_choice import MIN_GAIN, choose_fusion
 
 
 def unit_vectors(cosines):

@@ -3,15 +3,14 @@
 The TREC DL19 BM25 top-100 candidates are reranked twice, by torch fp32 (the reference) and by
 the path under test; the path passes when its nDCG@10 is within 0.005 of fp32's and its top-10
 lists share >= 95% of their passages with fp32's (mean over queries). The result is recorded
-beside the model (MODEL/crossrank-fidelity.json, or the user cache when MODEL is read-only), per
-path, per host kind (CPU model, flags, torch version) and per weights (sha256 of the state
-dict). Loading a lossy path without a passing record for the same weights and host kind logs a
-warning naming the command that runs the check (`crossrank export --check`); it does not raise,
-so a new path can still be tried.
+beside the model (`crossrank.model.backends.fidelity_records`: MODEL/crossrank-fidelity.json, or
+the user cache when MODEL is read-only), per path, per host kind (CPU model, flags, torch version)
+and per weights (sha256 of the state dict). Loading a lossy path without a passing record for the
+same weights and host kind logs a warning naming the command that runs the check
+(`crossrank export --check`); it does not raise, so a new path can still be tried.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -20,9 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from crossrank.model.backends.base import cache_dir, cpu_info, host_key, read_json, update_json, writable_dir
+from crossrank.data import load_qrels
+from crossrank.data.candidates import from_run
+from crossrank.evaluation import evaluate
+from crossrank.model.backends.fidelity_records import record_fidelity
+from crossrank.model.backends.selection import fidelity_warnings
+from crossrank.pipeline import ScoringOptions, score_run
 
-RECORD = "crossrank-fidelity.json"
 DL19_FILES = {
     "queries": "queries.dl19.tsv",
     "corpus": "collection.tsv",
@@ -88,8 +91,6 @@ def _top(scores: Mapping[str, float], k: int) -> list[str]:
 
 def compare_runs(reference, candidate, qrels, k: int = 10, relevance_level: int = 2) -> tuple[float, float, float]:
     """(nDCG@k of reference, nDCG@k of candidate, mean top-k overlap) of two reranked runs."""
-    from crossrank.evaluation import evaluate
-
     metric = f"nDCG@{k}"
     ndcg_ref = evaluate(qrels, reference, [metric], relevance_level=relevance_level)[metric]
     ndcg_cand = evaluate(qrels, candidate, [metric], relevance_level=relevance_level)[metric]
@@ -98,9 +99,6 @@ def compare_runs(reference, candidate, qrels, k: int = 10, relevance_level: int 
 
 def load_candidates(config: FidelityConfig):
     """The DL19 BM25 candidates and qrels the check reranks; a clear error when files are missing."""
-    from crossrank.data import load_qrels
-    from crossrank.pipeline import from_run
-
     root = Path(config.data)
     missing = [f for f in DL19_FILES.values() if not (root / f).exists()]
     if missing:
@@ -115,73 +113,27 @@ def load_candidates(config: FidelityConfig):
 
 
 def _rerank(ce, cands, config: FidelityConfig) -> tuple[dict[str, dict[str, float]], float]:
-    pairs = [(c.query, t) for c in cands for t in c.texts]
+    options = ScoringOptions(batch_size=config.batch_size, max_tokens_per_batch=config.max_tokens_per_batch, activation="identity")
     start = time.perf_counter()
-    scores = ce.predict(pairs, batch_size=config.batch_size, activation="identity", show_progress_bar=False,
-                        max_tokens_per_batch=config.max_tokens_per_batch)
+    run = score_run(ce, cands, options)
     seconds = time.perf_counter() - start
-    run, i = {}, 0
-    for c in cands:
-        run[c.query_id] = {d: float(s) for d, s in zip(c.doc_ids, scores[i : i + len(c)])}
-        i += len(c)
-    return run, len(pairs) / max(seconds, 1e-9)
+    return run, sum(len(c) for c in cands) / max(seconds, 1e-9)
 
 
 def check_fidelity(ce, backend: str | None, precision: str, config: FidelityConfig, record: bool = True) -> FidelityReport:
     """Rerank the DL19 candidates with torch fp32 and with (`backend`, `precision`) on the same
     CrossEncoder; pass/fail as `config` says, recorded beside the model when `record`.
     The CrossEncoder's backend is restored afterwards."""
-    from crossrank.model.backends.selection import fidelity_warnings
-
     cands, qrels = load_candidates(config)
-    before, chosen = ce.inference_backend, getattr(ce, "_backend_chosen", True)
-    try:
-        ce.set_backend("torch", "fp32")
+    with ce.using_backend("torch", "fp32"):
         reference, ref_speed = _rerank(ce, cands, config)
-        with fidelity_warnings(False):
-            tested = ce.set_backend(backend, precision)
+    with fidelity_warnings(False), ce.using_backend(backend, precision) as tested:
         candidate, speed = _rerank(ce, cands, config)
-    finally:
-        ce.inference_backend, ce._backend_chosen = before, chosen
     ndcg_ref, ndcg, overlap = compare_runs(reference, candidate, qrels, config.k, config.relevance_level)
     diff = ndcg - ndcg_ref
     passed = abs(diff) <= config.max_ndcg_diff + 1e-12 and overlap >= config.min_overlap - 1e-12
     report = FidelityReport(tested.name, tested.precision, len(cands), sum(len(c) for c in cands), ndcg_ref, ndcg, diff, overlap,
                             config.max_ndcg_diff, config.min_overlap, passed, ref_speed, speed)
     if record:
-        record_fidelity(ce, report)
+        record_fidelity(ce, asdict(report))
     return report
-
-
-# ---------------------------------------------------------------------------------- records
-def record_path(model_path: str | os.PathLike) -> Path:
-    folder = Path(model_path).resolve()
-    if writable_dir(folder):
-        return folder / RECORD
-    return cache_dir() / "fidelity" / f"{hashlib.sha256(str(folder).encode()).hexdigest()[:16]}.json"
-
-
-def _key(backend: str, precision: str) -> str:
-    return f"{backend}-{precision}"
-
-
-def record_fidelity(ce, report: FidelityReport) -> Path:
-    from crossrank.model.backends.selection import model_fingerprint
-
-    path = record_path(ce.path)
-    content = read_json(path).get(_key(report.backend, report.precision)) or {}
-    content[host_key(threads=False)] = asdict(report) | {
-        "fingerprint": model_fingerprint(ce), "host": cpu_info(), "checked": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    update_json(path, _key(report.backend, report.precision), content)
-    return path
-
-
-def passing_record(ce, backend: str, precision: str) -> dict | None:
-    """This host kind's passing record for these weights and this path, else None."""
-    from crossrank.model.backends.selection import model_fingerprint
-
-    entry = (read_json(record_path(ce.path)).get(_key(backend, precision)) or {}).get(host_key(threads=False))
-    if entry and entry.get("passed") and entry.get("fingerprint") == model_fingerprint(ce):
-        return entry
-    return None
