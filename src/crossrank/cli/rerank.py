@@ -11,6 +11,8 @@ def add_parser(sub) -> None:
     p.add_argument("--output", required=True, help="reranked run to write")
     p.add_argument("--format", choices=["trec", "msmarco"], default="trec")
     p.add_argument("--tag", default="crossrank")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again, discarding an unfinished run at --output (by default it is resumed when its settings and candidates match)")
     p.add_argument("--batch-size", type=int, default=None, help="pairs per batch (default: bounded by a token budget)")
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--device", default=None)
@@ -74,7 +76,8 @@ def run_rerank(args: argparse.Namespace) -> int:
     from crossrank.pipeline.rerank_job import RerankJob, run_rerank_job
 
     long_passages, window = window_from_args(args)
-    config = RerankConfig(format=args.format, tag=args.tag, batch_size=args.batch_size, long_passages=long_passages, window=window)
+    config = RerankConfig(format=args.format, tag=args.tag, batch_size=args.batch_size, long_passages=long_passages, window=window,
+                          overwrite=args.overwrite)
     job = RerankJob(args.model, source_from_args(args), args.output, config, fused=args.fused, max_length=args.max_length,
                     device=args.device, engine=_engine_from_args(args))
     stats = run_rerank_job(job)

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from crossrank.data.collection import Collection
+from crossrank.data.errors import FormatError
 from crossrank.data.grouping import group_by_query
 from crossrank.data.queries import load_queries
 from crossrank.data.ranking import rank_scores
@@ -49,10 +50,22 @@ def to_run(candidates: Sequence[Candidates], scores: Sequence[Sequence[float]]) 
     return run
 
 
+def check_depth(depth: int | None) -> None:
+    """Candidates per query: an integer >= 1, or None for all of them."""
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+        raise ValueError(f"depth (candidates per query) expects an integer >= 1 or None, but got {depth!r}")
+
+
 def from_run(run_path, corpus_path, queries_path, depth: int | None = None) -> Iterator[Candidates]:
-    """Each query of a run (in file order) with its top-`depth` passages by first-stage score."""
+    """Each query of a run (in file order) with its top-`depth` passages by first-stage score.
+    An empty run, or an empty queries file, is an error (it would make an empty output)."""
+    check_depth(depth)
     run = load_run(run_path)
+    if not run:
+        raise FormatError(run_path, None, "holds no ranked passage: nothing to rerank")
     queries = load_queries(queries_path)
+    if not queries:
+        raise FormatError(queries_path, None, "holds no query")
     corpus = Collection.open(corpus_path)
     for qid, scores in run.items():
         if qid not in queries:
@@ -66,13 +79,18 @@ def from_run(run_path, corpus_path, queries_path, depth: int | None = None) -> I
 
 def from_rerank_jsonl(path, depth: int | None = None) -> Iterator[Candidates]:
     """Each query of a rerank JSONL file; with scores, the top-`depth` by score, else file order."""
+    check_depth(depth)
+    empty = True
     for qid, items in group_by_query(iter_rerank_jsonl(path)):
+        empty = False
         items = list(items)
         if all(it.score is not None for it in items):
             order = {d: i for i, (d, _) in enumerate(rank_scores({it.doc_id: it.score for it in items}))}
             items.sort(key=lambda it: order[it.doc_id])
         items = items[:depth] if depth else items
         yield Candidates(qid, items[0].query, [it.doc_id for it in items], [it.text for it in items], [it.score for it in items])
+    if empty:
+        raise FormatError(path, None, "holds no candidate: nothing to rerank")
 
 
 def to_rerank_items(candidates: Candidates) -> Iterator[RerankItem]:

@@ -32,8 +32,8 @@ def _parse(path: PathLike, number: int, fields: list[str]) -> Qrel:
     return Qrel(qid, doc_id, parse_int(path, number, rel, "relevance"))
 
 
-def iter_qrels(path: PathLike) -> Iterator[Qrel]:
-    """Stream judgments (ids as strings, relevance as int) in file order."""
+def numbered_qrels(path: PathLike) -> Iterator[tuple[int, Qrel]]:
+    """``(line number, Qrel)`` in file order (ids as strings, relevance as int)."""
     width = None
     for number, line in iter_lines(path):
         fields = line.split()
@@ -51,12 +51,28 @@ def iter_qrels(path: PathLike) -> Iterator[Qrel]:
                 path, number, f"expected {width} whitespace-separated fields ({_LAYOUTS[width]}) as on the "
                 f"first line, got {len(fields)}"
             )
-        yield _parse(path, number, fields)
+        yield number, _parse(path, number, fields)
+
+
+def iter_qrels(path: PathLike) -> Iterator[Qrel]:
+    """Stream judgments (ids as strings, relevance as int) in file order."""
+    for _, qrel in numbered_qrels(path):
+        yield qrel
 
 
 def load_qrels(path: PathLike) -> dict[str, dict[str, int]]:
-    """``{qid: {docid: relevance}}``; a repeated (qid, docid) pair keeps its last judgment (like trec_eval)."""
+    """``{qid: {docid: relevance}}``. A (qid, docid) pair judged twice with the same grade is one
+    judgment; with two different grades it is an error naming both lines (trec_eval would keep
+    the last one silently)."""
     qrels: dict[str, dict[str, int]] = {}
-    for qrel in iter_qrels(path):
-        qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+    first_line: dict[tuple[str, str], int] = {}
+    for number, qrel in numbered_qrels(path):
+        judged = qrels.setdefault(qrel.query_id, {})
+        seen = judged.get(qrel.doc_id)
+        key = (qrel.query_id, qrel.doc_id)
+        if seen is not None and seen != qrel.relevance:
+            raise FormatError(path, number, f"query {qrel.query_id!r}, passage {qrel.doc_id!r} is judged {qrel.relevance} here "
+                                            f"but {seen} on line {first_line[key]}")
+        judged[qrel.doc_id] = qrel.relevance
+        first_line.setdefault(key, number)
     return qrels

@@ -209,4 +209,7 @@ def convert_run(src: PathLike, dst: PathLike, to_format: str, tag: str = "crossr
     ``-rank``; to msmarco, the score is dropped.
     """
     _check_format(to_format, allow_auto=False)
-    write_run(dst, load_run(src, format=from_format), format=to_format, tag=tag)
+    run = load_run(src, format=from_format)
+    if not run:
+        raise FormatError(src, None, "holds no ranked passage: nothing to convert")
+    write_run(dst, run, format=to_format, tag=tag)

@@ -174,6 +174,11 @@ class CrossEncoder:
             self._fingerprint = (version, weights_fingerprint(self.model))
         return self._fingerprint[1]
 
+    def identity(self) -> str:
+        """What decides this model's scores: its weights, max_length, activation, backend and precision
+        (a resumed run checks it)."""
+        return f"{self.weights_fingerprint()}|{self.max_length}|{self.activation}|{self.backend}|{self.precision}"
+
     @property
     def max_length(self) -> int:
         """Tokens per pair; setting it re-configures the pair tokenizer."""

@@ -255,6 +255,12 @@ class FusedReranker:
             stage = [np.asarray(c.first_stage, dtype=np.float64) for c in candidates]
         return fuse_lists(self.weights, ce, vectors, stage, self.feedback)
 
+    def identity(self) -> str:
+        """What decides the fused scores: the cross-encoder, the bi-encoder, the weights and the feedback."""
+        parts = [self.cross_encoder.identity() if self.weights.cross_encoder else "-",
+                 self.dense.identity() if self.weights.dense else "-", json.dumps([asdict(self.weights), asdict(self.feedback)])]
+        return "|".join(parts)
+
     def save_weights(self, folder: str | os.PathLike, choice=None) -> Path:
         """Write the weights (and the dense model's location) beside a saved cross-encoder.
 

@@ -15,6 +15,7 @@ submitted again, up to `max_retries` times; after that the shards before it are 
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -113,6 +114,15 @@ class _ShardWorker:
         return [[list(map(float, s)) for s in score(self.model, chunk, self.config.scoring())] for chunk in shard]
 
 
+def model_folder_identity(model_path: str | Path, model_kwargs: dict) -> str:
+    """The model the workers load, as far as the driver can tell without loading it: the folder,
+    its weight files (name, size, modification time) and the loading options."""
+    folder = Path(model_path)
+    files = sorted(f for f in folder.glob("*") if f.suffix in (".safetensors", ".bin", ".json")) if folder.is_dir() else []
+    stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return json.dumps([str(folder.resolve()) if folder.exists() else str(model_path), stamp, sorted(model_kwargs.items())], default=str)
+
+
 def _shards(chunks: Iterable[list[Candidates]], shard_queries: int | None) -> list[list[list[Candidates]]]:
     shards: list[list[list[Candidates]]] = []
     current: list[list[Candidates]] = []
@@ -174,11 +184,11 @@ def rerank_run_ray(model_path: str | Path, candidates: Iterable[Candidates], out
     model_kwargs = dict(model_kwargs or {})
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    progress = RunProgress(output)
+    progress = config.progress(output, model_folder_identity(model_path, model_kwargs))
     done = progress.load()
     if done:
         logger.info("resuming %s: %d queries already reranked", output, len(done))
-    shards = _shards(chunks(candidates, done, config.chunk_pairs), engine.shard_queries)
+    shards = _shards(chunks(candidates, progress, config.chunk_pairs), engine.shard_queries)
     start = time.perf_counter()
     stats = RayRerankStats(0, 0, len(done), 0.0, shards=len(shards))
     started = _connect(ray, engine, engine.num_workers) if shards else False

@@ -35,8 +35,16 @@ class RerankConfig:
     show_progress: bool | None = None
     long_passages: str = "truncate"  # or "window": see CrossEncoder.predict
     window: WindowConfig | None = None  # with long_passages="window"; None: WindowConfig()
+    overwrite: bool = False  # start again, discarding an unfinished run at the output (else it is resumed, if it matches)
 
     def __post_init__(self) -> None:
+        if self.format not in ("trec", "msmarco"):
+            raise ValueError(f"RerankConfig expects format 'trec' or 'msmarco', but got {self.format!r}")
+        for name, low in (("batch_size", 1), ("chunk_pairs", 1)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ValueError(f"RerankConfig expects {name} to be an integer >= {low}"
+                                 f"{' or None' if name == 'batch_size' else ''}, but got {value!r}")
         if self.long_passages != "truncate" or self.window is not None:  # bad settings fail before any work
             from crossrank.model.windows import resolve_long_passages
 
@@ -45,6 +53,12 @@ class RerankConfig:
     def scoring(self) -> ScoringOptions:
         """How each chunk is scored (`crossrank.pipeline.score`)."""
         return ScoringOptions(batch_size=self.batch_size, long_passages=self.long_passages, window=self.window)
+
+    def progress(self, output: Path, model_identity: str | None) -> RunProgress:
+        """The resumable writer for `output`, bound to what decides its lines (a resume checks them)."""
+        settings = {"model": model_identity, "format": self.format, "tag": self.tag,
+                    "long_passages": self.long_passages, "window": None if self.window is None else repr(self.window)}
+        return RunProgress(output, settings, overwrite=self.overwrite)
 
 
 @dataclass
@@ -65,7 +79,7 @@ def rerank_run(model: Ranker, candidates: Iterable[Candidates], output: str | Pa
     config = config or RerankConfig()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    progress = RunProgress(output)
+    progress = config.progress(output, model.identity() if hasattr(model, "identity") else None)
     done = progress.load()
     if done:
         logger.info("resuming %s: %d queries already reranked", output, len(done))
@@ -74,7 +88,7 @@ def rerank_run(model: Ranker, candidates: Iterable[Candidates], output: str | Pa
     with progress.partial.open("a", encoding="utf-8") as out, tqdm(
         total=total_pairs, desc="Reranking", unit="pair", disable=None if config.show_progress is None else not config.show_progress
     ) as bar:
-        for chunk in chunks(candidates, done, config.chunk_pairs):
+        for chunk in chunks(candidates, progress, config.chunk_pairs):
             for c in progress.write_scored(out, chunk, score(model, chunk, config.scoring()), config.format, config.tag):
                 n_queries += 1
                 n_pairs += len(c)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crossrank.data.candidates import Candidates, from_rerank_jsonl, from_run, to_rerank_items
+from crossrank.data.candidates import Candidates, check_depth, from_rerank_jsonl, from_run, to_rerank_items
 from crossrank.pipeline.ray_engine import RayEngineConfig
 from crossrank.pipeline.rerank import RerankConfig, RerankStats, rerank_run
 
@@ -22,6 +22,7 @@ class CandidateSource:
     depth: int | None = 100  # candidates per query
 
     def __post_init__(self) -> None:
+        check_depth(self.depth)
         if self.input is None:
             missing = [f"--{n}" for n in ("run", "corpus", "queries") if not getattr(self, n)]
             if missing:
