@@ -14,18 +14,9 @@ DEPTH = "8"
 
 
 @pytest.fixture(scope="module")
-def dl19(data_dir):
-    return data_dir / "trec-dl19"
-
-
-@pytest.fixture(scope="module")
-def run3(dl19, tmp_path_factory):
+def run3(dl19_head):
     """The DL19 BM25 run cut to 3 queries."""
-    lines = (dl19 / "runs" / "run.dl19.bm25.top100.trec").read_text().splitlines()
-    qids = list(dict.fromkeys(line.split()[0] for line in lines))[:3]
-    path = tmp_path_factory.mktemp("runs") / "bm25.3q.trec"
-    path.write_text("\n".join(line for line in lines if line.split()[0] in qids) + "\n")
-    return path
+    return dl19_head(3)
 
 
 def _rerank(tiny_model_dir, dl19, run, out, *extra, queries=None):

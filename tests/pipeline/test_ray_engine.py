@@ -35,11 +35,6 @@ def ray_cluster():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def dl19(data_dir):
-    return data_dir / "trec-dl19"
-
-
 def dl19_candidates(dl19, n_queries, depth):
     """The first `n_queries` queries of the DL19 BM25 run, top-`depth` each, with passage texts."""
     run = dl19 / "runs" / "run.dl19.bm25.top100.trec"

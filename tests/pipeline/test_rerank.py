@@ -11,18 +11,9 @@ from crossrank.pipeline import RerankConfig, from_rerank_jsonl, from_run, rerank
 
 
 @pytest.fixture(scope="module")
-def dl19(data_dir):
-    return data_dir / "trec-dl19"
-
-
-@pytest.fixture(scope="module")
-def small_run(dl19, tmp_path_factory):
+def small_run(dl19_head):
     """The DL19 BM25 run cut to 4 queries, so the tiny model reranks it in a moment."""
-    lines = (dl19 / "runs" / "run.dl19.bm25.top100.trec").read_text().splitlines()
-    qids = list(dict.fromkeys(line.split()[0] for line in lines))[:4]
-    path = tmp_path_factory.mktemp("runs") / "bm25.4q.trec"
-    path.write_text("\n".join(line for line in lines if line.split()[0] in qids) + "\n")
-    return path
+    return dl19_head(4)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,22 @@
+"""Shared inputs of the pipeline tests: the DL19 folder and its BM25 run cut to its first queries."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def dl19(data_dir):
+    return data_dir / "trec-dl19"
+
+
+@pytest.fixture(scope="module")
+def dl19_head(dl19, tmp_path_factory):
+    """A function: n -> the DL19 BM25 run's lines of its first n queries, as a run file."""
+    def cut(n_queries: int):
+        lines = (dl19 / "runs" / "run.dl19.bm25.top100.trec").read_text().splitlines()
+        qids = list(dict.fromkeys(line.split()[0] for line in lines))[:n_queries]
+        path = tmp_path_factory.mktemp("runs") / f"bm25.{n_queries}q.trec"
+        path.write_text("\n".join(line for line in lines if line.split()[0] in qids) + "\n")
+        return path
+
+    return cut
