@@ -144,10 +144,10 @@ async def _rerank(state: ServingState, request: Request) -> Response:
     except RequestError as exc:
         state.metrics.observe_error(exc.error)
         response = JSONResponse(exc.body(), exc.status, headers=exc.headers)
-    except Exception as exc:  # a failed model call: say so, keep serving
+    except Exception:  # a failed model call: say so (the cause goes to the log, not to the client), keep serving
         logger.exception("rerank request failed")
         state.metrics.observe_error("internal_error")
-        response = JSONResponse({"error": "internal_error", "detail": f"{type(exc).__name__}: {exc}"}, 500)
+        response = JSONResponse({"error": "internal_error", "detail": "scoring this request failed; the server log has the cause"}, 500)
     return response
 
 

@@ -97,6 +97,7 @@ def parse_request(body: Any, path: str, *, max_documents: int, max_text_chars: i
         raise invalid("`query` must not be empty")
     if len(query) > max_text_chars:
         raise invalid(f"`query` has {len(query)} characters; the limit is {max_text_chars}")
+    check_unicode(query, "query")
     key = "texts" if fmt == TEI else "documents"
     documents = _documents(body.get(key), key, fmt, max_documents, max_text_chars)
     model = _optional(body, "model", str)
@@ -150,8 +151,18 @@ def _documents(value: Any, key: str, fmt: str, max_documents: int, max_text_char
             raise invalid(f"`{key}[{i}]` must be {kinds}, but got {_json_type(doc)}")
         if len(doc) > max_text_chars:
             raise invalid(f"`{key}[{i}]` has {len(doc)} characters; the limit is {max_text_chars}")
+        check_unicode(doc, f"{key}[{i}]")
         out.append(doc)
     return out
+
+
+def check_unicode(text: str, field: str) -> None:
+    """JSON may carry a lone surrogate (\\ud800), which is no character: refused, naming the field."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise invalid(f"`{field}` holds a lone surrogate (U+{ord(text[exc.start]):04X} at character {exc.start}): "
+                      "not valid Unicode text") from None
 
 
 def _optional(body: dict, key: str, kind: type):
