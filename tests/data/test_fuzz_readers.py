@@ -127,62 +127,28 @@ def _pair_key(sep=None):
     return key
 
 
-@FUZZ
-@given(mutations(len(QUERIES_TSV) or 1))
-def test_queries_tsv(mutation):
-    _fuzz(load_queries, QUERIES_TSV, "queries.tsv", mutation, lambda r, g, keep, lines: _same_entries(r, g, keep, lines, _tsv_key))
-
-
-@FUZZ
-@given(mutations(len(QUERIES_JSONL) or 1))
-def test_queries_jsonl(mutation):
-    _fuzz(load_queries, QUERIES_JSONL, "queries.jsonl", mutation, lambda r, g, keep, lines: _same_entries(r, g, keep, lines, _json_key))
-
-
-def _qrel_pairs(reference, got, keep, lines, key):
-    for i in keep:
-        k = key(lines[i])
-        if k is not None:
-            assert got.get(k[0], {}).get(k[1]) == reference[k[0]][k[1]], f"line {i + 1}'s judgment changed"
-
-
-@FUZZ
-@given(mutations(len(QRELS_TREC) or 1))
-def test_qrels_trec(mutation):
-    _fuzz(load_qrels, QRELS_TREC, "qrels.txt", mutation, lambda r, g, keep, lines: _qrel_pairs(r, g, keep, lines, _pair_key()))
-
-
-@FUZZ
-@given(mutations(len(QRELS_BEIR) or 1))
-def test_qrels_beir(mutation):
-    _fuzz(load_qrels, QRELS_BEIR, "test.tsv", mutation, lambda r, g, keep, lines: _qrel_pairs(r, g, keep, lines, _pair_key(b"\t")))
-
-
-@FUZZ
-@given(mutations(len(RUN_TREC) or 1))
-def test_run_trec(mutation):
+def _qrel_pairs(key):
     def kept(reference, got, keep, lines):
         for i in keep:
-            qid, _, doc, _, score, _ = lines[i].split()
-            assert got.get(qid.decode(), {}).get(doc.decode()) == float(score), f"line {i + 1}'s score changed"
+            k = key(lines[i])
+            if k is not None:
+                assert got.get(k[0], {}).get(k[1]) == reference[k[0]][k[1]], f"line {i + 1}'s judgment changed"
 
-    _fuzz(load_run, RUN_TREC, "run.trec", mutation, kept)
+    return kept
+
+
+def _run_scores(reference, got, keep, lines):
+    for i in keep:
+        qid, _, doc, _, score, _ = lines[i].split()
+        assert got.get(qid.decode(), {}).get(doc.decode()) == float(score), f"line {i + 1}'s score changed"
+
+
+def _entries(key):
+    return lambda reference, got, keep, lines: _same_entries(reference, got, keep, lines, key)
 
 
 def _corpus(path):
     return {p.doc_id: (p.title, p.text) for p in iter_corpus(path)}
-
-
-@FUZZ
-@given(mutations(len(CORPUS_TSV) or 1))
-def test_corpus_tsv(mutation):
-    _fuzz(_corpus, CORPUS_TSV, "collection.tsv", mutation, lambda r, g, keep, lines: _same_entries(r, g, keep, lines, _tsv_key))
-
-
-@FUZZ
-@given(mutations(len(CORPUS_JSONL) or 1))
-def test_corpus_jsonl(mutation):
-    _fuzz(_corpus, CORPUS_JSONL, "corpus.jsonl", mutation, lambda r, g, keep, lines: _same_entries(r, g, keep, lines, _json_key))
 
 
 def _rerank_lines() -> list[bytes]:
@@ -199,14 +165,30 @@ def _rerank_lines() -> list[bytes]:
 RERANK_JSONL = _rerank_lines() if DL19.is_dir() else []
 
 
-@FUZZ
-@given(mutations(len(RERANK_JSONL) or 1))
-def test_rerank_jsonl(mutation):
-    def kept(reference, got, keep, lines):
-        for i in keep:
-            assert reference[i] in got, f"line {i + 1}'s item changed"
+def _rerank_items(reference, got, keep, lines):
+    for i in keep:
+        assert reference[i] in got, f"line {i + 1}'s item changed"
 
-    _fuzz(lambda p: list(iter_rerank_jsonl(p)), RERANK_JSONL, "rerank.jsonl", mutation, kept)
+
+# name -> (reader, real lines, file name, what must stay unchanged)
+CASES = {
+    "queries-tsv": (load_queries, QUERIES_TSV, "queries.tsv", _entries(_tsv_key)),
+    "queries-jsonl": (load_queries, QUERIES_JSONL, "queries.jsonl", _entries(_json_key)),
+    "qrels-trec": (load_qrels, QRELS_TREC, "qrels.txt", _qrel_pairs(_pair_key())),
+    "qrels-beir": (load_qrels, QRELS_BEIR, "test.tsv", _qrel_pairs(_pair_key(b"\t"))),
+    "run-trec": (load_run, RUN_TREC, "run.trec", _run_scores),
+    "corpus-tsv": (_corpus, CORPUS_TSV, "collection.tsv", _entries(_tsv_key)),
+    "corpus-jsonl": (_corpus, CORPUS_JSONL, "corpus.jsonl", _entries(_json_key)),
+    "rerank-jsonl": (lambda p: list(iter_rerank_jsonl(p)), RERANK_JSONL, "rerank.jsonl", _rerank_items),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@FUZZ
+@given(data=st.data())
+def test_reader_on_mutated_real_lines(case, data):
+    reader, lines, name, kept = CASES[case]
+    _fuzz(reader, lines, name, data.draw(mutations(len(lines))), kept)
 
 
 def test_the_property_catches_a_changed_record():
