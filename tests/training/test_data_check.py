@@ -34,7 +34,7 @@ def test_figures_on_a_hand_made_set():
     # max_length 10 -> 7 tokens for query + passage: "q one" (2) + 8-token passage loses 3 tokens
     check = check_data(HAND_MADE, get_loss("listnet"), WordTokenizer(10))
     assert (check.queries, check.examples, check.pairs) == (2, 3, 7)
-    assert check.positive_pairs == 2 and check.lists_without_positive == 1
+    assert check.positive_pairs == 2 and check.queries_without_positive == 1
     assert check.positives_as_negatives == 1  # (q1, p3)
     assert (check.tokenized_pairs, check.truncated_pairs, check.passage_tokens_lost, check.truncated_queries) == (7, 2, 6, 0)
     # pair lengths with specials: 8, 10, 6, 7, 7, 6, 10 -> median 7
@@ -95,3 +95,40 @@ def test_check_data_command_on_dev600(dev600_data, minilm_dir, tmp_path, capsys)
     rc = main(["train", "--check-data", "--model", str(minilm_dir), "--output-dir", str(tmp_path / "o"), "--loss", "ranknet",
                "--format", "pairs", *flags])
     assert rc == 2 and "compares passages of one query" in capsys.readouterr().err
+
+
+def test_candidates_missing_from_the_corpus_are_counted_and_a_mismatch_refused(dev600_data, tmp_path):
+    from crossrank.training import DataConfig
+    from crossrank.training.datasets import SourceReport, build_examples
+
+    report = SourceReport()
+    examples = build_examples(DataConfig(format="lists", num_negatives=7, **dev600_data), report=report)
+    assert report.candidates > 9000 and report.missing_text == 0 and len({e.query_id for e in examples}) == 454
+    # a corpus missing a tenth of its passages: the run no longer belongs to it
+    lines = open(dev600_data["corpus"], encoding="utf-8", newline="\n").read().split("\n")  # not splitlines: texts hold U+2028
+    thinned = tmp_path / "collection.thinned.tsv"
+    thinned.write_text("\n".join(line for i, line in enumerate(lines) if i % 10 != 3) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"run\.bm25\.top20\.trec: [\d,]+ of [\d,]+ candidates .* are not in .*collection\.thinned\.tsv"):
+        build_examples(DataConfig(format="lists", num_negatives=7, **{**dev600_data, "corpus": str(thinned)}))
+    # a few missing passages: dropped, counted and shown
+    few = tmp_path / "collection.few.tsv"
+    few.write_text("\n".join(lines[5:]) + "\n", encoding="utf-8")
+    report = SourceReport()
+    build_examples(DataConfig(format="lists", num_negatives=7, **{**dev600_data, "corpus": str(few)}), report=report)
+    assert 0 < report.missing_text < 0.05 * report.candidates
+    table = check_data(HAND_MADE, get_loss("listnet"), WordTokenizer(16), sources=report).table()
+    assert re.search(rf"run candidates not in the corpus +{report.missing_text:,} of {report.candidates:,} \(0\.\d%\) dropped", table)
+
+
+def test_queries_without_positive_count_queries_not_pairs():
+    pairs = [Ex("q", ["a"], [1.0], "q1"), Ex("q", ["b"], [0.0], "q1"), Ex("q", ["c"], [0.0], "q1"), Ex("r", ["d"], [0.0], "q2")]
+    check = check_data(pairs, get_loss("bce"), WordTokenizer(16))
+    assert check.queries_without_positive == 1 and re.search(r"queries with no positive +1 \(50\.0% of queries\)", check.table())
+
+
+def test_soft_targets_show_their_range_and_spread_not_a_label_balance():
+    soft = [Ex("q", ["a", "b", "c"], [2.5, 0.3, -1.0], "q1"), Ex("r", ["c", "d"], [1.25, 0.75], "q2")]
+    check = check_data(soft, get_loss("listnet"), WordTokenizer(16))
+    table = check.table()
+    assert "label balance" not in table and "teacher scores (distillation) from -1 to 2.5" in table
+    assert check.target_spread == pytest.approx((3.5 + 0.5) / 2)

@@ -34,7 +34,7 @@ class DataCheck:
     pairs: int
     teacher_targets: bool
     positive_pairs: int
-    lists_without_positive: int
+    queries_without_positive: int
     positives_as_negatives: int
     max_length: int
     tokenized_pairs: int
@@ -42,6 +42,9 @@ class DataCheck:
     truncated_queries: int
     passage_tokens_lost: int
     median_pair_tokens: float
+    target_range: tuple[float, float] | None = None  # soft (teacher) targets: lowest and highest
+    target_spread: float | None = None  # soft targets: median over lists of (highest - lowest)
+    sources: object | None = None  # a `SourceReport` of what building the examples dropped
     eval_queries: int | None = None
     eval_without_relevant: int | None = None
     baseline: dict[str, float] | None = None
@@ -57,12 +60,17 @@ class DataCheck:
             ("training examples / pairs", f"{self.examples:,} / {self.pairs:,}"),
         ]
         if self.teacher_targets:
-            rows.append(("targets", "teacher scores (distillation)"))
+            spread = "" if self.target_range is None else (
+                f" from {self.target_range[0]:.3g} to {self.target_range[1]:.3g}; spread within a list (highest - lowest): "
+                f"median {self.target_spread:.3g}")
+            rows.append(("targets", "teacher scores (distillation)" + spread))
         else:
             rows.append(("label balance", f"{self.positive_pairs:,} positive / {self.pairs - self.positive_pairs:,} "
                                           f"negative pairs ({_pct(self.positive_pairs, self.pairs)} positive)"))
-            rows.append(("queries with no positive in their list", f"{self.lists_without_positive:,} ({_pct(self.lists_without_positive, self.examples)} of examples)"))
+            rows.append(("queries with no positive", f"{self.queries_without_positive:,} ({_pct(self.queries_without_positive, self.queries)} of queries)"))
             rows.append(("positives also used as negatives", f"{self.positives_as_negatives:,} (query, passage) pairs"))
+        if self.sources is not None:
+            rows += self.sources.rows()
         sampled = "" if self.tokenized_pairs == self.pairs else f", {self.tokenized_pairs:,} pairs sampled"
         rows.append((f"pairs truncated at max_length {self.max_length}",
                      f"{self.truncated_pairs:,} ({self.truncated_share:.1%}{sampled}); "
@@ -93,17 +101,20 @@ class DataCheck:
 
 
 def check_data(examples: Sequence[TrainingExample], loss, tokenizer=None, *, max_length: int = 256, evaluator=None,
-               seed: int = 0, distilled: bool = False) -> DataCheck:
+               seed: int = 0, distilled: bool = False, sources=None) -> DataCheck:
     """Figures and problems of a training set-up. `loss` is a `RankingLoss`; `tokenizer` a
     `PairTokenizer` (None skips the truncation figures); `evaluator` a reranking evaluator or None;
-    `distilled`: the targets are a teacher's scores (any loss then reads them as soft targets)."""
+    `distilled`: the targets are a teacher's scores (any loss then reads them as soft targets; targets
+    that are not whole grades are read so too); `sources`: a `SourceReport` of what was dropped."""
     problems: list[str] = []
-    teacher = distilled or bool(getattr(loss, "teacher_targets", False))
+    soft = any(float(t) != int(t) for e in examples for t in e.targets if np.isfinite(t))
+    teacher = distilled or soft or bool(getattr(loss, "teacher_targets", False))
     name = getattr(loss, "name", type(loss).__name__)
     pairs = sum(len(e.passages) for e in examples)
     queries = len({e.query_id or e.query for e in examples})
     positive = sum(t > 0 for e in examples for t in e.targets)
-    without = sum(not any(t > 0 for t in e.targets) for e in examples)
+    with_positive = {e.query_id or e.query for e in examples if any(t > 0 for t in e.targets)}
+    without = queries - len(with_positive)
 
     if not examples:
         problems.append("no training examples")
@@ -123,10 +134,13 @@ def check_data(examples: Sequence[TrainingExample], loss, tokenizer=None, *, max
     stats = _truncation(examples, tokenizer, seed) if tokenizer is not None else (0, 0, 0, 0, 0.0)
     check = DataCheck(
         loss=name, queries=queries, examples=len(examples), pairs=pairs, teacher_targets=teacher, positive_pairs=positive,
-        lists_without_positive=without, positives_as_negatives=0 if teacher else _positives_as_negatives(examples),
+        queries_without_positive=without, positives_as_negatives=0 if teacher else _positives_as_negatives(examples),
         max_length=int(getattr(tokenizer, "max_length", max_length)), tokenized_pairs=stats[0], truncated_pairs=stats[1],
-        truncated_queries=stats[2], passage_tokens_lost=stats[3], median_pair_tokens=stats[4], problems=problems,
+        truncated_queries=stats[2], passage_tokens_lost=stats[3], median_pair_tokens=stats[4], problems=problems, sources=sources,
     )
+    if teacher and pairs:
+        check.target_range = (float(min(t for e in examples for t in e.targets)), float(max(t for e in examples for t in e.targets)))
+        check.target_spread = float(np.median([max(e.targets) - min(e.targets) for e in examples if e.targets]))
     if evaluator is not None:
         candidates = getattr(evaluator, "candidates", {}) or {}
         check.eval_queries = len(candidates)

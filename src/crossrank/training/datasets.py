@@ -43,8 +43,30 @@ def choose_negatives(pool: list[str], n: int, sampling: str, rng: random.Random)
     raise ValueError(f"negative sampling must be 'top' or 'random', but got {sampling!r}")
 
 
-def examples_from_run(cfg: DataConfig, seed: int = 0) -> list[TrainingExample]:
-    """Positives from the qrels, negatives from the run's candidates (never a judged positive)."""
+#: above this share of a run's candidates missing from the corpus, the run and the corpus do not belong together
+MAX_MISSING_SHARE = 0.05
+
+
+@dataclass
+class SourceReport:
+    """What building training examples from a run dropped, for the data check."""
+
+    candidates: int = 0  # run candidates of the training queries (within depth)
+    missing_text: int = 0  # of those, not in the corpus (dropped)
+    missing_example: str | None = None
+    queries_without_text: int = 0  # training queries skipped: no judged-relevant passage with text
+
+    def rows(self) -> list[tuple[str, str]]:
+        share = f"{self.missing_text / self.candidates:.1%}" if self.candidates else "n/a"
+        example = f", e.g. {self.missing_example!r}" if self.missing_example else ""
+        return [("run candidates not in the corpus", f"{self.missing_text:,} of {self.candidates:,} ({share}) dropped{example}"),
+                ("queries whose relevant passages have no text", f"{self.queries_without_text:,} skipped")]
+
+
+def examples_from_run(cfg: DataConfig, seed: int = 0, report: SourceReport | None = None) -> list[TrainingExample]:
+    """Positives from the qrels, negatives from the run's candidates (never a judged positive).
+    What is dropped goes into `report`; a run whose candidates are mostly missing from the corpus
+    (more than `MAX_MISSING_SHARE`) is an error naming both files."""
     from crossrank.data import Collection, load_qrels, load_queries, load_run
 
     for name in ("queries", "corpus", "qrels", "run"):
@@ -56,16 +78,27 @@ def examples_from_run(cfg: DataConfig, seed: int = 0) -> list[TrainingExample]:
     texts = Collection.open(cfg.corpus)
     keep = load_split(cfg.split, cfg.split_name) if cfg.split else None
     rng = random.Random(seed)
+    report = report if report is not None else SourceReport()
     examples: list[TrainingExample] = []
     for qid in sorted(run):
         if (keep is not None and qid not in keep) or qid not in qrels or qid not in queries:
             continue
         judged = qrels[qid]
+        ranked = ranked_candidates(run, qid, cfg.depth)
+        missing = [d for d in ranked if d not in texts]
+        report.candidates += len(ranked)
+        report.missing_text += len(missing)
+        report.missing_example = report.missing_example or (missing[0] if missing else None)
         positives = [d for d, rel in sorted(judged.items()) if rel > 0 and d in texts]
         if not positives:
+            report.queries_without_text += 1
             continue  # the relevant passage has no text here: nothing to learn from
-        pool = [d for d in ranked_candidates(run, qid, cfg.depth) if judged.get(d, 0) <= 0 and d in texts]
+        pool = [d for d in ranked if judged.get(d, 0) <= 0 and d in texts]
         examples.extend(_shape(cfg, _JudgedQuery(qid, queries[qid], positives, pool, judged), texts, rng))
+    if report.candidates and report.missing_text / report.candidates > MAX_MISSING_SHARE:
+        raise ValueError(f"{cfg.run}: {report.missing_text:,} of {report.candidates:,} candidates of the training queries "
+                         f"({report.missing_text / report.candidates:.1%}) are not in {cfg.corpus} (e.g. {report.missing_example!r}): "
+                         "the run and the corpus do not belong together")
     if not examples:
         raise ValueError(f"no training examples: no query of {cfg.run} has a judged positive with text")
     return examples
@@ -119,15 +152,16 @@ def examples_from_triples(cfg: DataConfig) -> list[TrainingExample]:
     return examples
 
 
-def build_examples(cfg: DataConfig, seed: int = 0) -> list[TrainingExample]:
-    """Examples from every source the config names: prepared JSONL, a run with qrels, triples."""
+def build_examples(cfg: DataConfig, seed: int = 0, report: SourceReport | None = None) -> list[TrainingExample]:
+    """Examples from every source the config names: prepared JSONL, a run with qrels, triples
+    (what the run source drops goes into `report`)."""
     examples: list[TrainingExample] = []
     if cfg.examples:
         from crossrank.training.example_files import iter_examples
 
         examples += list(iter_examples(cfg.examples))
     if cfg.run:
-        examples += examples_from_run(cfg, seed)
+        examples += examples_from_run(cfg, seed, report)
     if cfg.triples:
         examples += examples_from_triples(cfg)
     if not (cfg.examples or cfg.run or cfg.triples):

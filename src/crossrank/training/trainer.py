@@ -177,11 +177,13 @@ def prepare(config: TrainConfig, examples: list[TrainingExample] | None = None, 
 
     from crossrank.losses import get_loss
     from crossrank.model.tokenization import PairTokenizer
-    from crossrank.training.datasets import build_evaluator, build_examples
+    from crossrank.training.datasets import SourceReport, build_evaluator, build_examples
 
     loss = get_loss(config.loss, **config.loss_options)
+    sources = None
     if examples is None:
-        examples = build_examples(config.data, seed=config.seed)
+        sources = SourceReport() if config.data.run else None
+        examples = build_examples(config.data, seed=config.seed, report=sources)
     if config.data.teacher:
         from crossrank.training.distillation import apply_teacher_scores
 
@@ -192,7 +194,7 @@ def prepare(config: TrainConfig, examples: list[TrainingExample] | None = None, 
     with quiet_transformers():
         tokenizer = PairTokenizer(AutoTokenizer.from_pretrained(resolve_base_model(config.model)), config.max_length)
     check = check_data(examples, loss, tokenizer, max_length=config.max_length, evaluator=evaluator, seed=config.seed,
-                       distilled=bool(config.data.teacher))
+                       distilled=bool(config.data.teacher), sources=sources)
     return examples, evaluator, loss, check
 
 
