@@ -147,3 +147,21 @@ def test_resume_refuses_other_settings_or_candidates_and_overwrite_starts_again(
     assert _rerank(tiny_model_dir, dl19, run3, out, "--format", "msmarco", "--overwrite") == 0
     assert "done before resume" not in capsys.readouterr().out
     assert len(load_run(out)) == 3
+
+
+def test_an_output_that_cannot_be_written_fails_before_the_model_loads(dl19, run3, tmp_path, capsys):
+    import os
+
+    args = ["rerank", "--model", str(tmp_path / "no-model-here"), "--run", str(run3), "--corpus", str(dl19 / "collection.tsv"),
+            "--queries", str(dl19 / "queries.dl19.tsv")]
+    assert main([*args, "--output", str(tmp_path)]) == 2
+    assert "is a directory; expected an output file name" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main([*args, "--output", str(blocker / "run.trec")]) == 2
+    assert f"{blocker} is not a directory" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main([*args, "--output", str(locked / "sub" / "run.trec")]) == 2
+        assert f"{locked} is not writable" in capsys.readouterr().err

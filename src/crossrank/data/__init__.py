@@ -6,7 +6,7 @@ No torch here (numpy only).
 """
 from __future__ import annotations
 
-from crossrank.data.atomic import atomic_dir, atomic_write
+from crossrank.data.atomic import atomic_dir, atomic_write, check_writable
 from crossrank.data.collection import Collection
 from crossrank.data.corpus import iter_corpus, join_title
 from crossrank.data.errors import FormatError
@@ -32,6 +32,7 @@ __all__ = [
     "ScoredDoc",
     "Triple",
     "atomic_dir",
+    "check_writable",
     "atomic_write",
     "convert_run",
     "format_ranked",

@@ -139,3 +139,18 @@ def _swap_in(staging: Path, target: Path) -> None:
         old.rmdir()
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_writable(path: PathLike) -> None:
+    """Fail now, with one line, where `path` could not be written later (a folder there, or a
+    folder above it that this user cannot write), before any long work starts."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{target} is a directory; expected an output file name")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {target}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {target}: {folder} is not writable")

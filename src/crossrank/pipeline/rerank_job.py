@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossrank.data.atomic import check_writable
 from crossrank.data.candidates import Candidates, check_depth, from_rerank_jsonl, from_run, to_rerank_items
 from crossrank.pipeline.ray_engine import RayEngineConfig
 from crossrank.pipeline.rerank import RerankConfig, RerankStats, rerank_run
@@ -48,6 +49,7 @@ class RerankJob:
     engine: RayEngineConfig | None = None  # None: this process; else sharded over Ray workers
 
     def __post_init__(self) -> None:
+        check_writable(self.output)
         if self.fused and self.engine is not None:
             raise ValueError("--fused runs with --engine local only")
         if self.engine is not None:
