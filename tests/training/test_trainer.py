@@ -157,3 +157,18 @@ def test_length_groups_train_the_same_model(tiny_model_dir, dev600_data, tmp_pat
     # step are compared exactly in tests/model/test_batching.py
     assert len(results[True]) == 4 and len(set(results[True])) == 4
     np.testing.assert_allclose(results[True], results[False], rtol=1e-4)
+
+
+def test_resume_with_other_settings_or_data_is_refused_naming_them(tiny_model_dir, dev600_data, tmp_path):
+    from crossrank.training.trainer import train
+
+    first = _config(tiny_model_dir, dev600_data, tmp_path / "out", max_steps=2, save_steps=2)
+    train(TrainConfig.from_dict(first), verbose=False)
+    assert (tmp_path / "out" / "resume_key.json").exists()
+    with pytest.raises(ValueError, match=r"learning_rate: 0\.0005 then, 0\.001 now"):
+        train(TrainConfig.from_dict({**first, "learning_rate": 1e-3, "max_steps": 4}), resume=True, verbose=False)
+    other_data = {**first, "max_steps": 4, "data": {**first["data"], "num_negatives": 2}}
+    with pytest.raises(ValueError, match=r"data\.num_negatives: 3 then, 2 now; training examples: .* not the same ones"):
+        train(TrainConfig.from_dict(other_data), resume=True, verbose=False)
+    result = train(TrainConfig.from_dict({**first, "max_steps": 4, "logging_steps": 2}), resume=True, verbose=False)
+    assert result.global_step == 4  # going on longer, and logging otherwise, are free to change

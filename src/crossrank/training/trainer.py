@@ -32,6 +32,7 @@ from crossrank.training.monitor import (
     spread_probe,
     within_list_spread,
 )
+from crossrank.training.resume_key import check_resume, resume_key, write_resume_key
 
 logger = logging.getLogger(__name__)
 
@@ -219,9 +220,13 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
     if verbose and main_process:
         print(check.table(), flush=True)
     check.raise_problems()
+    key = resume_key(config.to_dict(), examples)
+    if last is not None:
+        check_resume(out, key)
     out.mkdir(parents=True, exist_ok=True)
     if main_process:
         _write_json(out / "train_config.json", config.to_dict())
+        write_resume_key(out, key)
 
     model = CrossEncoder(resolve_base_model(config.model), max_length=config.max_length, activation=config.activation, seed=config.seed)
     if config.freeze_layers:
