@@ -87,19 +87,22 @@ class RunProgress:
                 f"{self.output}: query {c.query_id!r} was reranked before from other candidates (another run, depth, "
                 "corpus or queries file). Start again with --overwrite (overwrite=True), or use another --output")
 
-    def append(self, out, c: Candidates, text: str) -> None:
-        out.write(text)
+    def write_scored(self, out, chunk: Sequence[Candidates], scores, run_format: str, tag: str) -> Iterator[Candidates]:
+        """Append a scored chunk to the partial output, then record its queries in one write (yields each
+        once recorded). A job killed anywhere in here resumes at this chunk's start, so the chunks after
+        a resume are the ones an uninterrupted run scores: the same batches, the same bytes."""
+        start = out.tell()
+        texts = [format_ranked(c.query_id, dict(zip(c.doc_ids, (float(x) for x in s))), run_format, tag) for c, s in zip(chunk, scores)]
+        out.write("".join(texts))
         out.flush()
         os.fsync(out.fileno())
+        lines, size = [], start
+        for c, text in zip(chunk, texts):
+            size += len(text.encode("utf-8"))
+            lines.append(f"{c.query_id}\t{size}\t{candidates_digest(c)}\n")
         with self.record.open("a", encoding="utf-8") as rec:
-            rec.write(f"{c.query_id}\t{out.tell()}\t{candidates_digest(c)}\n")
-
-    def write_scored(self, out, chunk: Sequence[Candidates], scores, run_format: str, tag: str) -> Iterator[Candidates]:
-        """Append each scored query to the partial output and record it, in order (yields each once written)."""
-        for c, s in zip(chunk, scores):
-            ranked = dict(zip(c.doc_ids, (float(x) for x in s)))
-            self.append(out, c, format_ranked(c.query_id, ranked, run_format, tag))
-            yield c
+            rec.write("".join(lines))
+        yield from chunk
 
     def finish(self, output: Path) -> None:
         """The complete run at `output` (gzip-compressed for a `.gz` name, as every writer does)."""
