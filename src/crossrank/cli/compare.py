@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from crossrank.cli.evaluate import add_metric_options, format_table, metric_names
+from crossrank.cli.types import integer
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -21,8 +22,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("run_a", type=Path, help="baseline run (A)")
     p.add_argument("run_b", type=Path, help="run compared with it (B)")
     add_metric_options(p)
-    p.add_argument("--permutations", type=int, default=10000, help="randomization test permutations (default: 10000)")
-    p.add_argument("--seed", type=int, default=0, help="randomization test seed (default: 0)")
+    p.add_argument("--permutations", type=integer(1), default=10000, help="randomization test permutations (default: 10000)")
+    p.add_argument("--seed", type=integer(0), default=0, help="randomization test seed (default: 0)")
     p.set_defaults(func=run)
     return p
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crossrank.cli.types import integer
 from crossrank.evaluation.measures import DEFAULT_METRICS
 
 
 def add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma-separated ir_measures names, MRR@k = RR@k (default: {','.join(DEFAULT_METRICS)})")
-    p.add_argument("--relevance-level", type=int, default=1,
+    p.add_argument("--relevance-level", type=integer(0), default=1,
                    help="minimum grade counted relevant by binary measures (RR, AP, R, P); nDCG uses grades "
                         "(default: 1; TREC DL uses 2)")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from crossrank.cli.types import integer, number
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help="export a model to ONNX (fp32/int8) and check a lossy path's fidelity",
@@ -22,10 +24,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="onnx (default): export and time; torch: nothing to export, use with --check")
     p.add_argument("--check", action="store_true", help="run the DL19 fidelity check against torch fp32 and record it")
     p.add_argument("--data", default=None, help="trec-dl19 folder, or the folder holding it (default: $CROSSRANK_DATA or ./data)")
-    p.add_argument("--queries", type=int, default=None, help="check on the first N DL19 queries only (default: all 43)")
-    p.add_argument("--max-ndcg-diff", type=float, default=0.005, help="largest accepted |nDCG@10 - fp32's| (default 0.005)")
-    p.add_argument("--min-overlap", type=float, default=0.95, help="smallest accepted mean top-10 overlap with fp32 (default 0.95)")
-    p.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
+    p.add_argument("--queries", type=integer(1), default=None, help="check on the first N DL19 queries only (default: all 43)")
+    p.add_argument("--max-ndcg-diff", type=number(0), default=0.005, help="largest accepted |nDCG@10 - fp32's| (default 0.005)")
+    p.add_argument("--min-overlap", type=number(0, 1), default=0.95, help="smallest accepted mean top-10 overlap with fp32 (default 0.95)")
+    p.add_argument("--max-length", type=integer(1), default=None, help="tokens per pair (default: the model's)")
     p.add_argument("--force", action="store_true", help="export again even when a current export is there")
     p.set_defaults(func=run)
     return p

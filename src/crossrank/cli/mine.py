@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crossrank.cli.types import integer, number
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -30,27 +32,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     source.add_argument("--run", type=Path, help="first-stage run file (trec or msmarco): its candidates and scores")
     source.add_argument("--dense", action="store_true", help="retrieve candidates with a dense bi-encoder over the whole corpus")
     p.add_argument("--dense-model", type=Path, default=None, help="sentence-transformers bi-encoder folder (default: all-MiniLM-L6-v2)")
-    p.add_argument("--dense-batch-size", type=int, default=64, help="texts per embedding batch (default: 64)")
-    p.add_argument("--dense-max-length", type=int, default=None, help="tokens per text (default: the model's max_seq_length)")
+    p.add_argument("--dense-batch-size", type=integer(1), default=64, help="texts per embedding batch (default: 64)")
+    p.add_argument("--dense-max-length", type=integer(1), default=None, help="tokens per text (default: the model's max_seq_length)")
     p.add_argument("--output", required=True, type=Path, help="training examples to write (JSONL)")
     p.add_argument("--split", type=Path, help="split file (qid<TAB>split) to keep one split's queries")
     p.add_argument("--split-name", default="train", help="split to keep (default: train)")
-    p.add_argument("--num-negatives", type=int, default=7, help="negatives per query (default: 7)")
-    p.add_argument("--min-negatives", type=int, default=1, help="skip queries with fewer negatives left (default: 1)")
-    p.add_argument("--range-min", type=int, default=0, help="skip this many best candidates (default: 0)")
-    p.add_argument("--range-max", type=int, default=100, help="consider candidates up to this rank (default: 100)")
-    p.add_argument("--max-score", type=float, default=None, help="drop candidates scoring above this")
+    p.add_argument("--num-negatives", type=integer(1), default=7, help="negatives per query (default: 7)")
+    p.add_argument("--min-negatives", type=integer(0), default=1, help="skip queries with fewer negatives left (default: 1)")
+    p.add_argument("--range-min", type=integer(0), default=0, help="skip this many best candidates (default: 0)")
+    p.add_argument("--range-max", type=integer(1), default=100, help="consider candidates up to this rank (default: 100)")
+    p.add_argument("--max-score", type=number(), default=None, help="drop candidates scoring above this")
     margin = p.add_mutually_exclusive_group()
-    margin.add_argument("--margin", type=float, default=None, help="keep candidates scoring <= positive - MARGIN")
-    margin.add_argument("--relative-margin", type=float, default=None,
+    margin.add_argument("--margin", type=number(), default=None, help="keep candidates scoring <= positive - MARGIN")
+    margin.add_argument("--relative-margin", type=number(), default=None,
                         help="keep candidates scoring <= positive * (1 - RELATIVE_MARGIN)")
     p.add_argument("--sampling", choices=("top", "random"), default="top", help="negatives: best first or a random sample")
     p.add_argument("--format", choices=("pairs", "tuples", "lists"), default="tuples", help="example shape (default: tuples)")
     p.add_argument("--rescore-model", type=Path, default=None, help="cross-encoder that drops likely false negatives")
-    p.add_argument("--rescore-margin", type=float, default=0.0,
+    p.add_argument("--rescore-margin", type=number(), default=0.0,
                    help="drop candidates the cross-encoder scores >= positive - RESCORE_MARGIN (default: 0)")
-    p.add_argument("--rescore-batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0, help="seed of --sampling random (default: 0)")
+    p.add_argument("--rescore-batch-size", type=integer(1), default=32)
+    p.add_argument("--seed", type=integer(0), default=0, help="seed of --sampling random (default: 0)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
     return p

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crossrank.cli.types import integer, number
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -28,20 +30,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, type=Path, help="training examples to write (JSONL)")
     p.add_argument("--strategy", choices=("sentence", "terms"), default="sentence",
                    help="sentence: a sentence cut out of the passage (inverse cloze); terms: its salient words")
-    p.add_argument("--num-queries", type=int, default=None, help="at most this many pseudo-queries (default: one per usable passage)")
-    p.add_argument("--num-candidates", type=int, default=15, help="BM25 neighbours per query beside its source passage (default: 15)")
+    p.add_argument("--num-queries", type=integer(1), default=None, help="at most this many pseudo-queries (default: one per usable passage)")
+    p.add_argument("--num-candidates", type=integer(1), default=15, help="BM25 neighbours per query beside its source passage (default: 15)")
     p.add_argument("--exclude-run", type=Path, help="hold out the passages of this run (e.g. tuning queries' candidates)")
     p.add_argument("--exclude-split", type=Path, help="only the run's queries of this split (qid<TAB>split)")
     p.add_argument("--exclude-split-name", default="tune", help="split whose candidates are held out (default: tune)")
-    p.add_argument("--teacher-dense", type=float, default=4.0, help="weight of the bi-encoder cosine (default: 4)")
+    p.add_argument("--teacher-dense", type=number(0), default=4.0, help="weight of the bi-encoder cosine (default: 4)")
     p.add_argument("--teacher-dense-model", default="minilm", help="bi-encoder folder (default: all-MiniLM-L6-v2)")
-    p.add_argument("--teacher-bm25", type=float, default=1.0, help="weight of the BM25 score (default: 1)")
+    p.add_argument("--teacher-bm25", type=number(0), default=1.0, help="weight of the BM25 score (default: 1)")
     p.add_argument("--teacher-cross-encoder", default=None, help="a cross-encoder teacher folder")
-    p.add_argument("--teacher-cross-encoder-weight", type=float, default=1.0, help="its weight (default: 1, with --teacher-cross-encoder)")
+    p.add_argument("--teacher-cross-encoder-weight", type=number(0), default=1.0, help="its weight (default: 1, with --teacher-cross-encoder)")
     p.add_argument("--teacher-cache", type=Path, default=None, help="cross-encoder teacher scores cache (TSV, resumable)")
-    p.add_argument("--feedback-depth", type=int, default=3, help="dense feedback from the teacher's fused top N (0: off; default: 3)")
-    p.add_argument("--scale", type=float, default=2.0, help="targets = SCALE x the z-normalised teacher score (default: 2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--feedback-depth", type=integer(0), default=3, help="dense feedback from the teacher's fused top N (0: off; default: 3)")
+    p.add_argument("--scale", type=number(0, above=True), default=2.0, help="targets = SCALE x the z-normalised teacher score (default: 2)")
+    p.add_argument("--seed", type=integer(0), default=0)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
     return p

@@ -5,6 +5,8 @@ import argparse
 import os
 from pathlib import Path
 
+from crossrank.cli.types import integer, number
+
 
 def default_data_dir() -> Path:
     """$CROSSRANK_DATA, else ../shared/data when present, else ./data."""
@@ -20,15 +22,15 @@ def add_parser(sub) -> None:
     p.add_argument("--data", type=Path, default=None, help="data folder (default $CROSSRANK_DATA, else ../shared/data)")
     p.add_argument("--output", type=Path, default=Path("runs/quickstart"), help="output folder (default runs/quickstart)")
     p.add_argument("--base-model", default="minilm", help="model to train from (default: all-MiniLM-L6-v2)")
-    p.add_argument("--max-steps", type=int, default=None, help="training steps (default 250)")
-    p.add_argument("--epochs", type=float, default=None, help="train for epochs instead of --max-steps")
-    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--max-steps", type=integer(1), default=None, help="training steps (default 250)")
+    p.add_argument("--epochs", type=number(0, above=True), default=None, help="train for epochs instead of --max-steps")
+    p.add_argument("--learning-rate", type=number(0, above=True), default=None)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    p.add_argument("--scifact-depth", type=int, default=None, help="SciFact BM25 candidates reranked per query (default 30; 100 takes about twice as long)")
-    p.add_argument("--pseudo-queries", type=int, default=None, help="pseudo-queries from the dev600 collection added to training (default 1000; 0: none)")
-    p.add_argument("--scifact-pseudo-queries", type=int, default=None,
+    p.add_argument("--scifact-depth", type=integer(1), default=None, help="SciFact BM25 candidates reranked per query (default 30; 100 takes about twice as long)")
+    p.add_argument("--pseudo-queries", type=integer(0), default=None, help="pseudo-queries from the dev600 collection added to training (default 1000; 0: none)")
+    p.add_argument("--scifact-pseudo-queries", type=integer(0), default=None,
                    help="pseudo-queries from the SciFact corpus added to training (domain adaptation; its queries and qrels are never used)")
-    p.add_argument("--beir-queries", type=int, default=None,
+    p.add_argument("--beir-queries", type=integer(0), default=None,
                    help="test queries per small BEIR-layout collection reported with their mean (default 50, as NanoBEIR; 0: none)")
     p.add_argument("--no-fusion", action="store_true", help="report the cross-encoder alone, without score fusion")
     p.set_defaults(func=run)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from crossrank.cli.types import integer
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("rerank", help="rerank a run (or a rerank JSONL) with a cross-encoder into a run file")
@@ -13,8 +15,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tag", default="crossrank")
     p.add_argument("--overwrite", action="store_true",
                    help="start again, discarding an unfinished run at --output (by default it is resumed when its settings and candidates match)")
-    p.add_argument("--batch-size", type=int, default=None, help="pairs per batch (default: bounded by a token budget)")
-    p.add_argument("--max-length", type=int, default=None)
+    p.add_argument("--batch-size", type=integer(1), default=None, help="pairs per batch (default: bounded by a token budget)")
+    p.add_argument("--max-length", type=integer(1), default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--fused", action="store_true",
                    help="fuse with the bi-encoder and first-stage scores as set in the model's fusion.json (the quickstart writes one)")
@@ -22,7 +24,7 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("engine (docs/scaling.md)")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this process (default); ray: shard the queries over Ray workers (pip install 'crossrank[ray]')")
-    g.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU)")
+    g.add_argument("--workers", type=integer(1), default=None, help="Ray workers (default: one per GPU, else one per CPU)")
     g.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local one)")
     p.set_defaults(func=run_rerank)
 
@@ -38,16 +40,16 @@ def _add_inputs(p: argparse.ArgumentParser, jsonl: bool = True) -> None:
     p.add_argument("--run", help="first-stage run (TREC or MS MARCO format)")
     p.add_argument("--corpus", help="collection.tsv or corpus.jsonl")
     p.add_argument("--queries", help="queries TSV or queries.jsonl")
-    p.add_argument("--depth", type=int, default=100, help="candidates per query (default 100)")
+    p.add_argument("--depth", type=integer(1), default=100, help="candidates per query (default 100)")
 
 
 def add_long_passage_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("long passages (docs/long_passages.md)")
     g.add_argument("--long-passages", choices=["truncate", "window"], default="truncate",
                    help="truncate: cut what does not fit max_length (default); window: score overlapping windows and aggregate")
-    g.add_argument("--window-size", type=int, default=None,
+    g.add_argument("--window-size", type=integer(1), default=None,
                    help="passage tokens per window (default: what fits beside the query in max_length)")
-    g.add_argument("--window-stride", type=int, default=None, help="tokens between window starts (default: half a window)")
+    g.add_argument("--window-stride", type=integer(1), default=None, help="tokens between window starts (default: half a window)")
     g.add_argument("--aggregate", choices=["max", "first", "mean"], default=None,
                    help="window scores to a passage score: max (MaxP, default), first (FirstP) or mean")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crossrank.cli.types import integer, number
+
 # crossrank.retrieval.retrieve_job.DEFAULT_TAG, not imported here: building the parser of every
 # subcommand would import bm25s
 DEFAULT_TAG = "crossrank-bm25"
@@ -31,12 +33,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, type=Path, help="run file to write")
     p.add_argument("--index", type=Path, default=None,
                    help="index directory: reloaded if it holds an index, else the new index is saved there")
-    p.add_argument("--k", type=int, default=1000, help="passages per query (default: 1000)")
-    p.add_argument("--k1", type=float, default=None, help="BM25 k1 (default: 0.9, or the saved index's)")
-    p.add_argument("--b", type=float, default=None, help="BM25 b (default: 0.4, or the saved index's)")
+    p.add_argument("--k", type=integer(1), default=1000, help="passages per query (default: 1000)")
+    p.add_argument("--k1", type=number(0), default=None, help="BM25 k1 (default: 0.9, or the saved index's)")
+    p.add_argument("--b", type=number(0, 1), default=None, help="BM25 b (default: 0.4, or the saved index's)")
     p.add_argument("--format", choices=("trec", "msmarco"), default="trec", help="run file format (default: trec)")
     p.add_argument("--tag", default=DEFAULT_TAG, help=f"run tag in TREC runs (default: {DEFAULT_TAG})")
-    p.add_argument("--threads", type=int, default=None, help="search threads (default: all cores for corpora of 100k+ passages, else 1)")
+    p.add_argument("--threads", type=integer(1), default=None, help="search threads (default: all cores for corpora of 100k+ passages, else 1)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
     return p

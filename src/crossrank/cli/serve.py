@@ -8,24 +8,26 @@ import argparse
 import os
 import sys
 
+from crossrank.cli.types import integer, number
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a cross-encoder over HTTP (Cohere/Jina/infinity/TEI rerank APIs)")
     p.add_argument("--model", required=True, help="model folder or hub id")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=integer(0, 65535), default=8000, help="port (default 8000)")
     p.add_argument("--api-key", default=None,
                    help="require 'Authorization: Bearer KEY' on every endpoint but /health (default: $CROSSRANK_API_KEY, else none)")
     p.add_argument("--name", default=None, help="model name reported in responses (default: the folder's name)")
-    p.add_argument("--max-documents", type=int, default=1000, help="documents per request (default 1000)")
-    p.add_argument("--max-text-chars", type=int, default=100_000, help="characters of a query or document (default 100000)")
-    p.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024, help="request body size (default 16 MiB)")
-    p.add_argument("--max-batch-tokens", type=int, default=None,
+    p.add_argument("--max-documents", type=integer(1), default=1000, help="documents per request (default 1000)")
+    p.add_argument("--max-text-chars", type=integer(1), default=100_000, help="characters of a query or document (default 100000)")
+    p.add_argument("--max-body-bytes", type=integer(1), default=16 * 1024 * 1024, help="request body size (default 16 MiB)")
+    p.add_argument("--max-batch-tokens", type=integer(1), default=None,
                    help="token budget of one model batch (default 4096 on CPU, 32768 on CUDA)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for more requests to fill a batch (default 5)")
-    p.add_argument("--max-queue", type=int, default=256, help="requests admitted at once; more answer 429 (default 256)")
-    p.add_argument("--timeout-s", type=float, default=60.0, help="per-request timeout; later answers 504 (default 60)")
-    p.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
+    p.add_argument("--batch-wait-ms", type=number(0), default=5.0, help="wait for more requests to fill a batch (default 5)")
+    p.add_argument("--max-queue", type=integer(1), default=256, help="requests admitted at once; more answer 429 (default 256)")
+    p.add_argument("--timeout-s", type=number(0, above=True), default=60.0, help="per-request timeout; later answers 504 (default 60)")
+    p.add_argument("--max-length", type=integer(1), default=None, help="tokens per pair (default: the model's)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when present)")
     p.add_argument("--long-passages", choices=["truncate", "window"], default="truncate",
                    help="documents longer than max_length: truncate (default) or score windows and keep the best (MaxP); "

@@ -9,6 +9,8 @@ import argparse
 
 import yaml
 
+from crossrank.cli.types import integer, number
+
 # flag -> dotted config key; every flag overrides the YAML value
 FLAGS = {
     "model": "model", "output_dir": "output_dir", "loss": "loss", "batch_size": "batch_size",
@@ -30,26 +32,26 @@ def add_parser(sub) -> None:
     p.add_argument("--model", help="base model folder or hub id")
     p.add_argument("--output-dir")
     p.add_argument("--loss", help="bce, mse, ranknet, margin_mse, listnet, listmle, plistmle, lambda, grouped_ce, mnrl, cached_mnrl")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--head-learning-rate", type=float, help="learning rate of the scoring head (pooler + classifier)")
-    p.add_argument("--warmup-ratio", type=float)
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--max-length", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=integer(1))
+    p.add_argument("--learning-rate", type=number(0, above=True))
+    p.add_argument("--head-learning-rate", type=number(0, above=True), help="learning rate of the scoring head (pooler + classifier)")
+    p.add_argument("--warmup-ratio", type=number(0, 1))
+    p.add_argument("--epochs", type=number(0, above=True))
+    p.add_argument("--max-steps", type=integer(-1))
+    p.add_argument("--max-length", type=integer(1))
+    p.add_argument("--seed", type=integer(0))
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="default auto: each precision the device supports is timed on the model and the fastest used")
     p.add_argument("--check-data", action="store_true", help="print the data check (figures, problems, first-stage baseline) and stop")
     p.add_argument("--stop-on-collapse", action="store_true", default=None,
                    help="end the run when scores collapse or training diverges, keeping the best checkpoint")
-    p.add_argument("--save-steps", type=int)
-    p.add_argument("--gradient-accumulation", type=int)
+    p.add_argument("--save-steps", type=integer(1))
+    p.add_argument("--gradient-accumulation", type=integer(1))
     p.add_argument("--format", choices=["pairs", "tuples", "lists", "groups"], help="training example shape")
     for name in ("queries", "corpus", "qrels", "run", "triples", "split", "teacher"):
         p.add_argument(f"--{name}")
-    p.add_argument("--num-negatives", type=int)
-    p.add_argument("--eval-steps", type=int)
+    p.add_argument("--num-negatives", type=integer(1))
+    p.add_argument("--eval-steps", type=integer(1))
     p.set_defaults(func=run)
 
 
