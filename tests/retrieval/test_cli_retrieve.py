@@ -102,7 +102,7 @@ def test_user_errors_are_one_line_and_exit_2(files, tmp_path, capsys):
     assert _retrieve(tmp_path / "missing.jsonl", queries, tmp_path / "run.trec") == 2
     assert "missing.jsonl" in capsys.readouterr().err
     assert _retrieve(corpus, queries, tmp_path / "run.trec", "--k", 0) == 2
-    assert "--k must be >= 1" in capsys.readouterr().err
+    assert "argument --k: expected an integer >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "run.trec").exists()
 
 
