@@ -30,6 +30,16 @@ class _Checked:
             raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text}")
         return value
 
+    def parse(self, text: str):
+        raise NotImplementedError
+
+    def __call__(self, text: str):
+        try:
+            value = self.parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text!r}") from None
+        return self.check(value, text)
+
     def __repr__(self) -> str:
         return self.describe()
 
@@ -39,12 +49,8 @@ class integer(_Checked):
 
     kind = "an integer"
 
-    def __call__(self, text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text!r}") from None
-        return self.check(value, text)
+    def parse(self, text: str) -> int:
+        return int(text)
 
 
 class number(_Checked):
@@ -52,11 +58,8 @@ class number(_Checked):
 
     kind = "a number"
 
-    def __call__(self, text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text!r}") from None
+    def parse(self, text: str) -> float:
+        value = float(text)
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
-        return self.check(value, text)
+        return value
