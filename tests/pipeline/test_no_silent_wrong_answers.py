@@ -72,7 +72,11 @@ def test_depth_below_one_is_refused_before_the_model_loads(dl19, run3, tmp_path,
     for depth in ("0", "-1"):
         code = main(["rerank", "--model", str(tmp_path / "no-model-here"), "--run", str(run3), "--corpus", str(dl19 / "collection.tsv"),
                      "--queries", str(dl19 / "queries.dl19.tsv"), "--depth", depth, "--output", str(tmp_path / "x.trec")])
-        assert code == 2 and f"depth (candidates per query) expects an integer >= 1 or None, but got {depth}" in capsys.readouterr().err
+        assert code == 2 and f"argument --depth: expected an integer >= 1, got {depth}" in capsys.readouterr().err
+    from crossrank.pipeline.rerank_job import CandidateSource
+
+    with pytest.raises(ValueError, match="depth \\(candidates per query\\) expects an integer >= 1 or None, but got 0"):
+        CandidateSource(run=run3, corpus=dl19 / "collection.tsv", queries=dl19 / "queries.dl19.tsv", depth=0)  # the library checks too
 
 
 def test_empty_directory_and_corrupt_gzip_inputs_are_one_line_errors(dl19, run3, tmp_path, capsys):

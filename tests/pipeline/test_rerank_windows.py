@@ -71,10 +71,10 @@ def test_rerank_run_passes_window_settings(scifact_run, tiny_model_dir, tmp_path
     (["--window-size", "8"], "--window-size apply to windows only: add --long-passages window"),
     (["--aggregate", "mean", "--window-stride", "3"], "--window-stride, --aggregate apply to windows only"),
     (["--long-passages", "window", "--window-size", "8", "--window-stride", "9"], "window stride expects 1 <= stride <= size"),
-    (["--long-passages", "window", "--window-size", "0"], "window size expects size >= 1"),
+    (["--long-passages", "window", "--window-size", "0"], "argument --window-size: expected an integer >= 1, got 0"),
 ])
 def test_cli_refuses_bad_window_flags_before_loading(scifact_run, tmp_path, capsys, flags, message):
     folder, run = scifact_run
     assert main(["rerank", "--model", str(tmp_path / "no-model"), *rerank_args(folder, run, tmp_path / "o.trec")[1:], *flags]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("crossrank rerank: error: ") and message in err
+    assert err.splitlines()[-1].startswith("crossrank rerank: error: ") and message in err  # one line (after argparse's usage)
