@@ -165,6 +165,29 @@ def _rerank_lines() -> list[bytes]:
 RERANK_JSONL = _rerank_lines() if DL19.is_dir() else []
 
 
+def _search_response_lines() -> list[bytes]:
+    """The first DL19 BM25 queries as Elasticsearch / OpenSearch response bodies, one per line."""
+    import json
+
+    by_query: dict[str, list[tuple[str, float]]] = {}
+    for i, line in enumerate(RUN_TREC):  # the run's head is one query: its hits as four queries of five
+        qid, _, doc, _, score, _ = line.decode().split()
+        by_query.setdefault(f"{qid}-{i // 5}", []).append((doc, float(score)))
+    return [json.dumps({"query_id": qid, "took": 3, "hits": {"max_score": hits[0][1], "hits": [
+        {"_index": "msmarco-passage", "_id": d, "_score": sc} for d, sc in hits]}}).encode() for qid, hits in by_query.items()]
+
+
+SEARCH_JSONL = _search_response_lines() if DL19.is_dir() else []
+
+
+def _search_hits(reference, got, keep, lines):
+    import json
+
+    for i in keep:
+        body = json.loads(lines[i])
+        assert got.get(body["query_id"]) == reference[body["query_id"]], f"line {i + 1}'s hits changed"
+
+
 def _rerank_items(reference, got, keep, lines):
     for i in keep:
         assert reference[i] in got, f"line {i + 1}'s item changed"
@@ -180,6 +203,7 @@ CASES = {
     "corpus-tsv": (_corpus, CORPUS_TSV, "collection.tsv", _entries(_tsv_key)),
     "corpus-jsonl": (_corpus, CORPUS_JSONL, "corpus.jsonl", _entries(_json_key)),
     "rerank-jsonl": (lambda p: list(iter_rerank_jsonl(p)), RERANK_JSONL, "rerank.jsonl", _rerank_items),
+    "search-responses": (lambda p: load_run(p, format="search-jsonl"), SEARCH_JSONL, "responses.jsonl", _search_hits),
 }
 
 
