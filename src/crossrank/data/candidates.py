@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from crossrank.data.collection import Collection
 from crossrank.data.errors import FormatError
+from crossrank.data.fields import is_int_at_least
 from crossrank.data.grouping import group_by_query
 from crossrank.data.queries import load_queries
 from crossrank.data.ranking import rank_scores
@@ -52,7 +53,7 @@ def to_run(candidates: Sequence[Candidates], scores: Sequence[Sequence[float]]) 
 
 def check_depth(depth: int | None) -> None:
     """Candidates per query: an integer >= 1, or None for all of them."""
-    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+    if depth is not None and not is_int_at_least(depth, 1):
         raise ValueError(f"depth (candidates per query) expects an integer >= 1 or None, but got {depth!r}")
 
 

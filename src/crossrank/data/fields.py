@@ -69,3 +69,8 @@ def require_str(path: PathLike, number: int, obj: dict[str, Any], key: str, defa
             return default
         raise FormatError(path, number, f"key {key!r} must be a string, got {type(value).__name__}")
     return str(value)
+
+
+def is_int_at_least(value: Any, low: int | None = None) -> bool:
+    """An int (not a bool) and, with `low`, >= low: the range check of every integer setting."""
+    return not isinstance(value, bool) and isinstance(value, int) and (low is None or value >= low)

@@ -9,6 +9,8 @@ import zlib
 from collections.abc import Iterator
 from typing import IO
 
+from crossrank.data.errors import FormatError
+
 PathLike = str | os.PathLike[str]
 
 
@@ -46,8 +48,6 @@ def iter_lines(path: PathLike) -> Iterator[tuple[int, str]]:
     on Windows write one; left in, it would become part of the first id), and a line that is not
     UTF-8, a corrupt ``.gz`` file or a path that is not a file raise `FormatError` naming it.
     """
-    from crossrank.data.errors import FormatError
-
     if os.path.isdir(path):
         raise FormatError(path, None, "is a directory; expected a file")
     number = 0

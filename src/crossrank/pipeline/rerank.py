@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from crossrank.data.candidates import Candidates
+from crossrank.data.fields import is_int_at_least
 from crossrank.model.ranker import Ranker, ScoringOptions
 from crossrank.pipeline.progress import RunProgress, chunks
 from crossrank.pipeline.scoring import score
@@ -42,7 +43,7 @@ class RerankConfig:
             raise ValueError(f"RerankConfig expects format 'trec' or 'msmarco', but got {self.format!r}")
         for name, low in (("batch_size", 1), ("chunk_pairs", 1)):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            if value is not None and not is_int_at_least(value, low):
                 raise ValueError(f"RerankConfig expects {name} to be an integer >= {low}"
                                  f"{' or None' if name == 'batch_size' else ''}, but got {value!r}")
         if self.long_passages != "truncate" or self.window is not None:  # bad settings fail before any work

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from crossrank.data.fields import is_int_at_least
+
 
 @dataclass
 class ServerConfig:
@@ -48,7 +50,7 @@ class ServerConfig:
             value = getattr(self, name)
             if value is None and name == "max_batch_tokens":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int_at_least(value, 1):
                 raise ValueError(f"ServerConfig.{name} must be an integer >= 1, but got {value!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be in 0..65535, but got {self.port!r}")

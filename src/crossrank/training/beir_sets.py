@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from crossrank.data.fields import is_int_at_least
 from crossrank.training.evaluator import MultiDatasetEvaluator, RerankingEvaluator
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def check_settings(split: str, queries_per_set: int, depth: int, seed: int, rele
         raise ValueError(f"beir `split` expects a qrels file name without .tsv (e.g. 'test'), but got {split!r}")
     for name, value, low in (("queries_per_set", queries_per_set, 1), ("depth", depth, 1),
                              ("seed", seed, None), ("relevance_level", relevance_level, None)):
-        if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
+        if not is_int_at_least(value, low):
             wanted = f"an integer >= {low}" if low is not None else "an integer"
             raise ValueError(f"beir `{name}` expects {wanted}, but got {value!r}")
 

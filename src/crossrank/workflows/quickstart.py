@@ -228,9 +228,11 @@ def _teacher_encoder(name: str):
 
 
 def check_settings(cfg: QuickstartConfig) -> None:
+    from crossrank.data.fields import is_int_at_least
+
     for name, low in (("beir_queries", 0), ("beir_depth", 1), ("dl19_depth", 1), ("scifact_depth", 1)):
         value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if not is_int_at_least(value, low):
             raise ValueError(f"quickstart {name} expects an integer >= {low}, but got {value!r}")
 
 
