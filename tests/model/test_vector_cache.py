@@ -67,3 +67,26 @@ def test_a_cache_of_another_set_up_or_a_corrupt_file_is_not_used(minilm_dir, lis
     reread = VectorCache(path)
     reread.bind(DenseEncoder(minilm_dir, max_length=32).identity())
     assert len(reread) == 13
+
+
+@pytest.mark.parametrize("fp32_s, bf16_s, expected", [(1.0, 0.45, "bf16"), (0.45, 1.0, "fp32")])
+def test_auto_precision_follows_the_hosts_measurement(minilm_dir, lists, tmp_path, monkeypatch, fp32_s, bf16_s, expected):
+    """`precision="auto"` takes bf16 only where this host's forward pass measured faster (a measurement
+    read from the per-host cache here), and its vectors stay within bf16's error of the exact ones."""
+    from crossrank.model.backends import precision as P
+    from crossrank.model.backends.base import update_json
+
+    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
+    queries, texts = lists
+    exact = DenseEncoder(minilm_dir, max_length=64, batch_size=16)
+    key = P.cache_key(exact.model, exact.device, 16, 64, "inference")
+    update_json(tmp_path / "cache" / P.CACHE_FILE, key, {"seconds": {"fp32": fp32_s, "bf16": bf16_s}, "rounds": 3})
+    auto = DenseEncoder(minilm_dir, max_length=64, batch_size=16, precision="auto")
+    assert auto.precision == expected and "16 x 64-token" in auto.precision_reason
+    assert expected in auto.identity()  # a vector cache is bound to the precision that made it
+    want = exact.encode_lists(queries, texts)
+    got = auto.encode_lists(queries, texts)
+    for (q0, p0), (q1, p1) in zip(want, got):
+        assert float(q0 @ q1) > 0.999 and np.all(np.einsum("ij,ij->i", p0, p1) > 0.999)
+    with pytest.raises(ValueError, match="'fp32', 'bf16' or 'auto'"):
+        DenseEncoder(minilm_dir, precision="fastest")

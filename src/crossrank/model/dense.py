@@ -54,9 +54,12 @@ class DenseEncoder:
         max_length: tokens per text; default the model's `max_seq_length` (256 for all-MiniLM-L6-v2).
         device: default CUDA when present.
         batch_size: texts per forward pass.
-        precision: "fp32" (default, exact) or "bf16": the forward pass under bf16 autocast, pooling
-            and normalisation in fp32 -- faster only where the host runs bf16 natively (the
-            quickstart uses it when its measured precision choice is bf16).
+        precision: "fp32" (default, exact), "bf16": the forward pass under bf16 autocast, pooling
+            and normalisation in fp32 -- faster only where the host runs bf16 natively -- or "auto":
+            bf16 where a forward pass of this model measures faster than fp32 on this host
+            (`crossrank.model.backends.precision.choose_precision`, noise-guarded and cached), else
+            fp32. `precision_reason` says why. On an AMD host with AVX512-BF16, bf16 embedded
+            2.1-2.3x as many texts per second with every cosine to the fp32 vector >= 0.9999.
         cache: a `VectorCache` (optionally backed by a file): each distinct text is embedded once for
             this set-up, across calls and restarts.
     """
@@ -72,9 +75,8 @@ class DenseEncoder:
             model_name_or_path = minilm_path()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, but got {batch_size}")
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"DenseEncoder expects precision 'fp32' or 'bf16', but got {precision!r}")
-        self.precision = precision
+        if precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"DenseEncoder expects precision 'fp32', 'bf16' or 'auto', but got {precision!r}")
         self.path = resolve_model_path(model_name_or_path)
         safe = check_weight_files(self.path, allow_pickle=False)
         self.pooling = _pooling_mode(self.path)
@@ -86,9 +88,20 @@ class DenseEncoder:
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModel.from_pretrained(self.path, use_safetensors=safe).to(self.device).eval()
+        self.precision, self.precision_reason = self._resolve_precision(precision)
         self.cache = cache
         if cache is not None:
             cache.bind(self.identity())
+
+    def _resolve_precision(self, precision: str) -> tuple[str, str]:
+        if precision != "auto":
+            return precision, "set by the caller"
+        from crossrank.model.backends.precision import choose_precision
+
+        choice = choose_precision(self.model, rows=self.batch_size, width=min(self.max_length, 128), mode="inference",
+                                  allowed=("fp32", "bf16"))
+        logger.info("bi-encoder precision %s: %s", choice.precision, choice.reason)
+        return choice.precision, f"measured on {self.batch_size} x {min(self.max_length, 128)}-token forward passes: {choice.reason}"
 
     def identity(self) -> str:
         """What decides a vector: the weights, pooling, max_length and precision (a cache is bound to it)."""

@@ -52,6 +52,8 @@ class QuickstartConfig:
     rerank_max_length: int = 128
     eval_steps: int = 50
     precision: str = "auto"  # auto: each precision timed on the model's training step, the fastest used
+    scoring_precision: str = "auto"  # evaluation sets' cross-encoder: auto = bf16 where faster and faithful on the tune split, else fp32
+    dense_precision: str = "auto"  # the bi-encoder's: auto = bf16 where its forward pass measures faster (2.1-2.3x, cosines >= 0.9999)
     dl19_depth: int = 100
     scifact_depth: int = 30  # 100 doubles the run time on a 2-core CPU; --scifact-depth 100 for the full job
     scifact_max_length: int = 96  # the training length: 96 >= 128 > 256 on a SciFact train-query sample (docs/recipes.md), and faster
@@ -170,6 +172,7 @@ class Results:
     tests: dict = field(default_factory=dict)
     per_query: dict = field(default_factory=dict)
     speeds: dict = field(default_factory=dict)
+    scoring: dict = field(default_factory=dict)  # scorer -> its precision and why (cross-encoder: `ScoringPrecision.record()`)
 
     def add(self, name: str, runs: dict, qrels, level: int) -> None:
         from crossrank.data import write_run
@@ -249,7 +252,10 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     # one bi-encoder pass per distinct text over the whole job, kept on disk so that a restart embeds nothing twice
-    dense = DenseEncoder(cache=VectorCache(out / "dense_vectors.npz")) if cfg.fusion or cfg.teacher == "minilm" else None
+    dense = (DenseEncoder(precision=cfg.dense_precision, cache=VectorCache(out / "dense_vectors.npz"))
+             if cfg.fusion or cfg.teacher == "minilm" else None)
+    if dense is not None:
+        print(f"      bi-encoder precision: {dense.precision} ({dense.precision_reason})", flush=True)
 
     # 1. training data and training; the best checkpoint by the tune split's RR@10
     print(f"[1/5] training {cfg.base_model} on msmarco-dev600 (train split + {cfg.pseudo_queries} pseudo-queries) + {cfg.scifact_pseudo_queries} SciFact-corpus pseudo-queries, {cfg.loss} loss")
@@ -258,8 +264,9 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     model = CrossEncoder(result.model_dir, max_length=cfg.rerank_max_length)
     model.save(out / "model")
     dense = dense if cfg.fusion else None
-    choice = fusion_step(cfg, model, dense, tc)
-    results = Results(out)
+    choice, scoring = fusion_step(cfg, model, dense, tc)
+    results = Results(out, scoring={"cross_encoder": scoring.record()} | (
+        {} if dense is None else {"bi_encoder": {"precision": dense.precision, "reason": dense.precision_reason}}))
     dl19_step(cfg, model, dense, choice, results)
     scifact_step(cfg, model, dense, choice, results)
     beir_sets(cfg, model, dense, choice, results)
@@ -271,20 +278,30 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
 
 
 def fusion_step(cfg: QuickstartConfig, model, dense, tc):
-    """2. Fusion from the tune split (held out from training), guarded against its own inputs; None without a bi-encoder."""
+    """2. The tune split (held out from training), scored exactly: the evaluation sets' scoring precision
+    (bf16 only where faster and faithful there) and the fusion, guarded against its own inputs (None
+    without a bi-encoder). Returns (fusion choice, scoring precision)."""
+    from crossrank.model.backends.selection import fidelity_warnings
     from crossrank.model.fusion import FusedReranker
     from crossrank.training.datasets import build_evaluator
+    from crossrank.workflows.scoring_precision import ScoringPrecision, choose_scoring_precision
 
-    print("[2/5] choosing score fusion on the tune split")
-    if dense is None:
-        return None
+    print("[2/5] scoring the tune split: the evaluation sets' precision and score fusion")
     tune_eval = build_evaluator(tc.eval, name="tune")
-    tune_scored, _ = score_candidates(tune_eval.candidate_lists(), model, dense)
+    tune_cands = tune_eval.candidate_lists()
+    tune_scored, _ = score_candidates(tune_cands, model, dense)
     tune_qrels = {q: tune_eval.qrels[q] for q in tune_eval.candidates if q in tune_eval.qrels}
+    scoring = (choose_scoring_precision(model, tune_cands, tune_scored.scores["cross_encoder"], tune_qrels)
+               if cfg.scoring_precision == "auto" else ScoringPrecision(cfg.scoring_precision, "set in the config"))
+    with fidelity_warnings(False):
+        model.set_backend("torch", scoring.precision)
+    print(f"      cross-encoder scoring precision: {scoring.precision} ({scoring.reason})", flush=True)
+    if dense is None:
+        return None, scoring
     choice = tune_fusion(tune_scored, tune_qrels, cfg.fusion_min_gain)
     FusedReranker(model, dense, choice.weights, choice.feedback, choice=choice).save_weights(cfg.output / "model")
     print(f"      {choice.reason}; weights {asdict(choice.weights)}, feedback {asdict(choice.feedback)}")
-    return choice
+    return choice, scoring
 
 
 def dl19_step(cfg: QuickstartConfig, model, dense, choice, results: Results) -> None:
@@ -354,6 +371,7 @@ def summarise(cfg: QuickstartConfig, result, data, choice, results: Results, tim
         "training": {"steps": result.global_step, "seconds": round(timings["training_s"], 1), "pairs_per_s": round(result.pairs_per_second, 1),
                      f"best_tune_{cfg.metric_for_best}": result.best_metric},
         "rerank_pairs_per_s": {k: round(v, 1) for k, v in results.speeds.items()},
+        "scoring_precision": results.scoring,
         "training_symptoms": [sym.name for sym in result.symptoms],
         "total_s": round(timings["total_s"], 1),
     }
@@ -387,7 +405,8 @@ def write_outputs(cfg: QuickstartConfig, result, data, choice, results: Results,
             f"best tune {cfg.metric_for_best} {result.best_metric if result.best_metric is not None else float('nan'):.4f}",
             "- fusion (chosen on the dev600 tune split): " + ("off" if choice is None else
                                                               f"{choice.reason}; {asdict(choice.weights)}, feedback {asdict(choice.feedback)}"),
-            "- cross-encoder scoring: " + ", ".join(f"{k} {v:.1f} pairs/s" for k, v in results.speeds.items()),
+            "- cross-encoder scoring: " + ", ".join(f"{k} {v:.1f} pairs/s" for k, v in results.speeds.items())
+            + "; " + "; ".join(f"{k.replace('_', '-')} in {v['precision']} ({v['reason']})" for k, v in results.scoring.items()),
             f"- total time: {timings['total_s']:.0f} s",
         ])),
         ("Training health", "\n".join([f"- **WARNING** {sym.message()}" for sym in result.symptoms]

@@ -1,0 +1,82 @@
+"""The precision a job scores its evaluation sets in: bf16 only where it is faster on this host AND
+faithful on held-out queries the job has already scored exactly.
+
+A lossy path must never be taken on a CPU flag or on trust (bf16 is 8-19x slower on AVX2-only hosts,
+and slower on one AVX512-BF16 Xeon). The rule, for a model whose exact (fp32) scores of some held-out
+candidate lists are at hand:
+
+1. speed: the forward pass is timed in fp32 and bf16 on this host
+   (`crossrank.model.backends.selection.model_bf16_speedup`: alternating rounds, medians, noise-guarded,
+   cached per host kind); bf16 must be at least `min_speedup` x fp32;
+2. fidelity: the same lists are scored in bf16 and compared with the exact scores as
+   `crossrank export --check` compares (`crossrank.workflows.fidelity.compare_runs`): nDCG@10 within
+   `max_ndcg_diff` and a mean top-10 overlap of at least `min_overlap`.
+
+Where both hold, bf16 is used; otherwise fp32, and `reason` says which test failed.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FidelityBar:
+    """What a lossy path must keep against the exact scores on held-out queries."""
+
+    max_ndcg_diff: float = 0.005
+    min_overlap: float = 0.95
+    min_speedup: float = 1.25
+    relevance_level: int = 1
+
+
+@dataclass(frozen=True)
+class ScoringPrecision:
+    """The chosen precision and the measurements behind it (None where a step did not run)."""
+
+    precision: str
+    reason: str
+    speedup: float | None = None
+    ndcg_diff: float | None = None
+    overlap: float | None = None
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+def _run(candidates, scores: Sequence[np.ndarray]) -> dict[str, dict[str, float]]:
+    return {c.query_id: {d: float(s) for d, s in zip(c.doc_ids, vals)} for c, vals in zip(candidates, scores)}
+
+
+def choose_scoring_precision(model, candidates: Sequence, exact_scores: Sequence[np.ndarray], qrels: Mapping,
+                             bar: FidelityBar = FidelityBar(), allowed: Sequence[str] = ("fp32", "bf16")) -> ScoringPrecision:
+    """fp32 or bf16 for `model` (a CrossEncoder on the torch backend) by the rule of this module's docstring.
+
+    `candidates` are held-out `Candidates` lists whose fp32 scores are `exact_scores` (one array per
+    list), judged by `qrels`. The model's backend is left as it was; the caller applies the choice."""
+    from crossrank.model.backends.selection import fidelity_warnings, model_bf16_speedup
+    from crossrank.pipeline import ScoringOptions, score
+    from crossrank.workflows.fidelity import compare_runs
+
+    if len(candidates) != len(exact_scores):
+        raise ValueError(f"choose_scoring_precision expects one score array per candidate list, but got {len(candidates)} "
+                         f"lists and {len(exact_scores)} arrays")
+    if "bf16" not in allowed:
+        return ScoringPrecision("fp32", "bf16 not allowed")
+    if model.device.type != "cpu":
+        return ScoringPrecision("fp32", f"the model runs on {model.device}: its default precision is already the fast one there")
+    speedup = model_bf16_speedup(model)
+    if speedup < bar.min_speedup:
+        return ScoringPrecision("fp32", f"bf16 is {speedup:.2f}x fp32 on this host (< {bar.min_speedup:.2f}x)", speedup)
+    with fidelity_warnings(False), model.using_backend("torch", "bf16"):
+        lossy = score(model, list(candidates), ScoringOptions(activation="identity"))
+    judged = {q: qrels[q] for q in (c.query_id for c in candidates) if q in qrels}
+    ndcg_ref, ndcg, overlap = compare_runs(_run(candidates, exact_scores), _run(candidates, lossy), judged, 10, bar.relevance_level)
+    diff = ndcg - ndcg_ref
+    measured = (f"bf16 {speedup:.2f}x fp32; on {len(candidates)} held-out queries nDCG@10 {diff:+.4f} vs fp32 "
+                f"(limit +-{bar.max_ndcg_diff}), top-10 overlap {overlap:.3f} (>= {bar.min_overlap})")
+    if abs(diff) <= bar.max_ndcg_diff + 1e-12 and overlap >= bar.min_overlap - 1e-12:
+        return ScoringPrecision("bf16", f"faster and faithful: {measured}", speedup, diff, overlap)
+    return ScoringPrecision("fp32", f"bf16 not faithful enough: {measured}", speedup, diff, overlap)
