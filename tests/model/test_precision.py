@@ -219,3 +219,21 @@ def test_host_load_probe_counts_other_processes_and_copes_without_proc(monkeypat
 def test_unknown_load_with_agreeing_rounds_is_cached(tiny):
     P.choose_precision(tiny, rows=8, width=32, measure=FakeTimer(fp32=1.0, bf16=0.5), load_probe=lambda: (lambda: None))
     assert len(cached_keys()) == 1
+
+
+def test_timing_bypasses_a_mixed_precision_wrapper_left_on_the_model(tiny):
+    """After a bf16 Trainer run, accelerate's autocast wrapper stays on `forward`: timing through it would
+    measure bf16 twice. The timers call the model's own forward, which computes in fp32."""
+    import copy
+
+    from accelerate import Accelerator
+
+    plain = copy.deepcopy(tiny).eval()
+    wrapped = Accelerator(mixed_precision="bf16", cpu=True).prepare_model(tiny).eval()
+    batch = P.timing_batch(plain, 4, 16)
+    with torch.inference_mode():
+        exact = plain(**batch).logits
+        assert not torch.equal(wrapped(**batch).logits, exact)  # the wrapper computes in bf16
+        assert torch.equal(P.own_forward(wrapped)(**batch).logits, exact)
+        assert P.own_forward(plain) is plain
+    assert P.step_timer(wrapped, 4, 16)("fp32") > 0

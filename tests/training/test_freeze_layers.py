@@ -27,19 +27,3 @@ def test_bad_freeze_settings_are_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="`freeze_layers` must be an integer >= 0"):
         TrainConfig.from_dict({"model": "m", "freeze_layers": -1})
 
-
-def test_the_frozen_part_is_a_fixed_feature_extractor_in_training_mode(tiny_model_dir):
-    """Frozen layers drop no units (their outputs repeat in train mode); the trained part keeps its dropout."""
-    import torch
-
-    model = CrossEncoder(tiny_model_dir).model
-    freeze_lower_layers(model, 1)
-    model.train()
-    body = model.base_model
-    torch.manual_seed(0)
-    ids = torch.randint(1000, 2000, (2, 12))
-    lower = [body.encoder.layer[0](body.embeddings(input_ids=ids))[0] for _ in range(2)]
-    assert torch.equal(lower[0], lower[1])
-    upper = [body.encoder.layer[1](lower[0])[0] for _ in range(2)]
-    assert not torch.equal(upper[0], upper[1])  # dropout still active above the frozen layers
-    assert model.config.hidden_dropout_prob == 0.1  # the saved config is unchanged

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data", type=Path, default=None, help="data folder (default $CROSSRANK_DATA, else ../shared/data)")
     p.add_argument("--output", type=Path, default=Path("runs/quickstart"), help="output folder (default runs/quickstart)")
     p.add_argument("--base-model", default="minilm", help="model to train from (default: all-MiniLM-L6-v2)")
-    p.add_argument("--max-steps", type=integer(1), default=None, help="training steps (default 250)")
+    p.add_argument("--max-steps", type=integer(1), default=None, help="training steps (default 300)")
     p.add_argument("--epochs", type=number(0, above=True), default=None, help="train for epochs instead of --max-steps")
     p.add_argument("--learning-rate", type=number(0, above=True), default=None)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")

@@ -19,6 +19,7 @@ from crossrank.model.backends.precision import (
     PrecisionChoice,
     autocast,
     choose_precision,
+    own_forward,
     timing_batch,
 )
 
@@ -49,7 +50,7 @@ def train_step_timer(model: torch.nn.Module, rows: int, width: int) -> Measure:
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         with autocast(device, precision):
-            logits = model(**batch).logits
+            logits = own_forward(model)(**batch).logits
         logits.float().sum().backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
