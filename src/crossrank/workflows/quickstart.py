@@ -6,14 +6,13 @@ Everything goes under one output folder: the best model (`model/`, loadable by C
 """
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
+from crossrank.workflows.scored import dataset_runs, score_candidates, tune_fusion
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class QuickstartConfig:
     num_negatives: int = 15
     max_length: int = 96  # training pairs; scoring uses rerank_max_length
     rerank_max_length: int = 128
-    eval_steps: int = 50
+    eval_steps: int = 100  # tune evaluations (~19 s each here) at 100, 200, 300: in the quickstart runs of recipes 6-7 the best checkpoint was the last one
     precision: str = "auto"  # auto: each precision timed on the model's training step, the fastest used
     scoring_precision: str = "auto"  # evaluation sets' cross-encoder: auto = bf16 where faster and faithful on the tune split, else fp32
     dense_precision: str = "auto"  # the bi-encoder's: auto = bf16 where its forward pass measures faster (2.1-2.3x, cosines >= 0.9999)
@@ -106,61 +105,6 @@ def train_config(cfg: QuickstartConfig, precision: str, examples: Path | None = 
         "eval": {**sources, "split_name": "tune", "depth": 20, "steps": cfg.eval_steps, "metric_for_best": cfg.metric_for_best,
                  "metrics": ["RR@10", "nDCG@10", "AP"]},
     }, source="quickstart")
-
-
-@dataclass
-class Scored:
-    """One dataset's candidates with every scorer's scores, query by query."""
-
-    qids: list[str]
-    doc_ids: list[list[str]]
-    scores: dict[str, list[np.ndarray]]  # scorer name -> per-query scores
-    vectors: list[tuple[np.ndarray, np.ndarray]] | None = None  # per query: bi-encoder query vector, passage vectors
-
-    def run(self, values: list[np.ndarray]) -> dict[str, dict[str, float]]:
-        return {q: {d: float(s) for d, s in zip(docs, vals)} for q, docs, vals in zip(self.qids, self.doc_ids, values)}
-
-
-def score_candidates(candidates, model, dense, batch_size: int | None = None) -> tuple[Scored, float]:
-    """Cross-encoder and first-stage scores of candidate lists, with the bi-encoder's vectors; returns pairs/s of the cross-encoder."""
-    from crossrank.pipeline import ScoringOptions, score
-
-    queries = [c.query for c in candidates]
-    texts = [c.texts for c in candidates]
-    start = time.perf_counter()
-    ce = score(model, candidates, ScoringOptions(batch_size=batch_size, show_progress_bar=True))
-    seconds = time.perf_counter() - start
-    scores = {"cross_encoder": ce, "first_stage": [np.asarray(c.first_stage, dtype=np.float64) for c in candidates]}
-    vectors = dense.encode_lists(queries, texts, show_progress=True) if dense is not None else None
-    n_pairs = sum(len(t) for t in texts)
-    return Scored([c.query_id for c in candidates], [c.doc_ids for c in candidates], scores, vectors), n_pairs / max(seconds, 1e-9)
-
-
-def fused(scored: Scored, weights, feedback=None) -> list[np.ndarray]:
-    from crossrank.model.fusion import fuse_lists
-
-    return fuse_lists(weights, scored.scores["cross_encoder"] if weights.cross_encoder else None,
-                      scored.vectors if weights.dense else None, scored.scores["first_stage"] if weights.first_stage else None, feedback)
-
-
-def tune_fusion(scored: Scored, qrels, min_gain: float):
-    """Fusion weights and feedback chosen on held-out queries by nDCG@10, guarded: where no fusion beats
-    its best single input by `min_gain`, that input alone (`crossrank.training.fusion_choice`)."""
-    from crossrank.training.fusion_choice import choose_fusion
-
-    return choose_fusion(scored.qids, scored.doc_ids, scored.scores["cross_encoder"], scored.vectors, scored.scores["first_stage"],
-                         qrels, metric="nDCG@10", min_gain=min_gain)
-
-
-def dataset_runs(scored: Scored, choice) -> dict[str, dict[str, dict[str, float]]]:
-    """The systems reported for one dataset: BM25, the bi-encoder alone, the cross-encoder alone and the fused ranker."""
-    runs = {"BM25": scored.run(scored.scores["first_stage"])}
-    if scored.vectors is not None:
-        runs["bi-encoder"] = scored.run([p @ q for q, p in scored.vectors])
-    runs["crossrank cross-encoder"] = scored.run(scored.scores["cross_encoder"])
-    if choice is not None:
-        runs["crossrank fused"] = scored.run(fused(scored, choice.weights, choice.feedback))
-    return runs
 
 
 @dataclass
