@@ -86,7 +86,7 @@ def test_bi_encoder_in_bf16_keeps_the_cosines_and_their_order(minilm_dir, bi_enc
         assert approx.dtype == np.float32
         np.testing.assert_allclose(approx, exact, atol=0.02)
         assert np.argmax(approx) == np.argmax(exact)
-    with pytest.raises(ValueError, match="DenseEncoder expects precision 'fp32' or 'bf16', but got 'int8'"):
+    with pytest.raises(ValueError, match="DenseEncoder expects precision 'fp32', 'bf16' or 'auto', but got 'int8'"):
         DenseEncoder(minilm_dir, precision="int8")
 
 
