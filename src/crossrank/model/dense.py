@@ -98,10 +98,10 @@ class DenseEncoder:
             return precision, "set by the caller"
         from crossrank.model.backends.precision import choose_precision
 
-        choice = choose_precision(self.model, rows=self.batch_size, width=min(self.max_length, 128), mode="inference",
-                                  allowed=("fp32", "bf16"))
+        width = min(self.max_length, 128)
+        choice = choose_precision(self.model, rows=self.batch_size, width=width, mode="inference", allowed=("fp32", "bf16"))
         logger.info("bi-encoder precision %s: %s", choice.precision, choice.reason)
-        return choice.precision, f"measured on {self.batch_size} x {min(self.max_length, 128)}-token forward passes: {choice.reason}"
+        return choice.precision, f"measured on {self.batch_size} x {width}-token forward passes: {choice.reason}"
 
     def identity(self) -> str:
         """What decides a vector: the weights, pooling, max_length and precision (a cache is bound to it)."""

@@ -46,16 +46,13 @@ class ScoringPrecision:
         return asdict(self)
 
 
-def _run(candidates, scores: Sequence[np.ndarray]) -> dict[str, dict[str, float]]:
-    return {c.query_id: {d: float(s) for d, s in zip(c.doc_ids, vals)} for c, vals in zip(candidates, scores)}
-
-
 def choose_scoring_precision(model, candidates: Sequence, exact_scores: Sequence[np.ndarray], qrels: Mapping,
                              bar: FidelityBar = FidelityBar(), allowed: Sequence[str] = ("fp32", "bf16")) -> ScoringPrecision:
     """fp32 or bf16 for `model` (a CrossEncoder on the torch backend) by the rule of this module's docstring.
 
     `candidates` are held-out `Candidates` lists whose fp32 scores are `exact_scores` (one array per
     list), judged by `qrels`. The model's backend is left as it was; the caller applies the choice."""
+    from crossrank.data.candidates import to_run
     from crossrank.model.backends.selection import fidelity_warnings, model_bf16_speedup
     from crossrank.pipeline import ScoringOptions, score
     from crossrank.workflows.fidelity import compare_runs
@@ -73,7 +70,7 @@ def choose_scoring_precision(model, candidates: Sequence, exact_scores: Sequence
     with fidelity_warnings(False), model.using_backend("torch", "bf16"):
         lossy = score(model, list(candidates), ScoringOptions(activation="identity"))
     judged = {q: qrels[q] for q in (c.query_id for c in candidates) if q in qrels}
-    ndcg_ref, ndcg, overlap = compare_runs(_run(candidates, exact_scores), _run(candidates, lossy), judged, 10, bar.relevance_level)
+    ndcg_ref, ndcg, overlap = compare_runs(to_run(candidates, exact_scores), to_run(candidates, lossy), judged, 10, bar.relevance_level)
     diff = ndcg - ndcg_ref
     measured = (f"bf16 {speedup:.2f}x fp32; on {len(candidates)} held-out queries nDCG@10 {diff:+.4f} vs fp32 "
                 f"(limit +-{bar.max_ndcg_diff}), top-10 overlap {overlap:.3f} (>= {bar.min_overlap})")
