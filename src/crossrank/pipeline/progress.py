@@ -115,19 +115,36 @@ class RunProgress:
         self.record.unlink(missing_ok=True)
 
 
-def chunks(candidates: Iterable[Candidates], progress: RunProgress, chunk_pairs: int) -> Iterator[list[Candidates]]:
-    """The queries not yet done, cut into chunks of at least `chunk_pairs` pairs (the last one smaller);
-    a query done before is checked to have the same candidates."""
+def chunk_targets(chunk_pairs: int, first_pairs: int | None = None) -> Iterator[int]:
+    """Pairs per chunk, chunk after chunk: `first_pairs`, doubling up to `chunk_pairs` (all `chunk_pairs` without a first)."""
+    target = chunk_pairs if first_pairs is None else min(first_pairs, chunk_pairs)
+    while True:
+        yield target
+        target = min(target * 2, chunk_pairs)
+
+
+def chunks(candidates: Iterable[Candidates], progress: RunProgress, chunk_pairs: int,
+           first_pairs: int | None = None) -> Iterator[list[Candidates]]:
+    """The queries not yet done, in chunks of at least their target of pairs (the last one smaller); a query
+    done before is checked to have the same candidates.
+
+    Chunks start small (`first_pairs`, doubling up to `chunk_pairs`) so that a short job keeps its first
+    queries within a second or two, and they are cut by position over every query, done or not: a resumed
+    job scores exactly the chunks an uninterrupted one scores (chunks are recorded whole), so the same bytes.
+    """
+    targets = chunk_targets(chunk_pairs, first_pairs)
+    target = next(targets)
     chunk: list[Candidates] = []
     size = 0
     for c in candidates:
         if c.query_id in progress.done:
             progress.check(c)
-            continue
-        chunk.append(c)
+        else:
+            chunk.append(c)
         size += len(c)
-        if size >= chunk_pairs:
-            yield chunk
-            chunk, size = [], 0
+        if size >= target:
+            if chunk:
+                yield chunk
+            chunk, size, target = [], 0, next(targets)
     if chunk:
         yield chunk

@@ -188,7 +188,7 @@ def rerank_run_ray(model_path: str | Path, candidates: Iterable[Candidates], out
     done = progress.load()
     if done:
         logger.info("resuming %s: %d queries already reranked", output, len(done))
-    shards = _shards(chunks(candidates, progress, config.chunk_pairs), engine.shard_queries)
+    shards = _shards(chunks(candidates, progress, config.chunk_pairs, config.first_chunk_pairs), engine.shard_queries)
     start = time.perf_counter()
     stats = RayRerankStats(0, 0, len(done), 0.0, shards=len(shards))
     started = _connect(ray, engine, engine.num_workers) if shards else False

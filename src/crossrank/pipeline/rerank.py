@@ -1,7 +1,8 @@
 """Reranking candidate lists into a run file: streamed, resumable, atomic.
 
-Queries are scored in chunks (many queries per batched pass, through `crossrank.pipeline.score`)
-and written query by query through `RunProgress` (`crossrank.pipeline.progress`): a killed job
+Queries are scored in chunks (many queries per batched pass, through `crossrank.pipeline.score`;
+the first of `first_chunk_pairs` pairs, doubling up to `chunk_pairs`, so a short job keeps its
+first queries within seconds) and written query by query through `RunProgress` (`crossrank.pipeline.progress`): a killed job
 started again resumes after the last query written; the run appears at OUTPUT only when complete.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ class RerankConfig:
     tag: str = "crossrank"
     batch_size: int | None = None  # None: batches bounded by the model's token budget
     chunk_pairs: int = 2048  # pairs scored per batched pass (several queries at once)
+    first_chunk_pairs: int = 64  # the first chunk's pairs, doubling up to chunk_pairs: a short job keeps its first queries early
     show_progress: bool | None = None
     long_passages: str = "truncate"  # or "window": see CrossEncoder.predict
     window: WindowConfig | None = None  # with long_passages="window"; None: WindowConfig()
@@ -41,7 +43,7 @@ class RerankConfig:
     def __post_init__(self) -> None:
         if self.format not in ("trec", "msmarco"):
             raise ValueError(f"RerankConfig expects format 'trec' or 'msmarco', but got {self.format!r}")
-        for name, low in (("batch_size", 1), ("chunk_pairs", 1)):
+        for name, low in (("batch_size", 1), ("chunk_pairs", 1), ("first_chunk_pairs", 1)):
             value = getattr(self, name)
             if value is not None and not is_int_at_least(value, low):
                 raise ValueError(f"RerankConfig expects {name} to be an integer >= {low}"
@@ -89,7 +91,7 @@ def rerank_run(model: Ranker, candidates: Iterable[Candidates], output: str | Pa
     with progress.partial.open("a", encoding="utf-8") as out, tqdm(
         total=total_pairs, desc="Reranking", unit="pair", disable=None if config.show_progress is None else not config.show_progress
     ) as bar:
-        for chunk in chunks(candidates, progress, config.chunk_pairs):
+        for chunk in chunks(candidates, progress, config.chunk_pairs, config.first_chunk_pairs):
             for c in progress.write_scored(out, chunk, score(model, chunk, config.scoring()), config.format, config.tag):
                 n_queries += 1
                 n_pairs += len(c)
