@@ -24,6 +24,11 @@ class EvaluateConfig:
     per_query: bool = False  # also each query's values
     json: Path | None = None  # also write {metric: mean} here (atomically)
 
+    def __post_init__(self) -> None:
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("evaluate", self, {"relevance_level": Range(0, integer=True)})
+
 
 @dataclass
 class EvaluateResult:

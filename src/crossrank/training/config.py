@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crossrank.data.ranges import Range, check_ranges, read_yaml_numbers
 from crossrank.training.beir_sets import BeirSetConfig
 
 TEACHER_KINDS = ("cross-encoder", "bi-encoder")  # what `data.teacher` names: logits, or the cosine of two embeddings
@@ -96,6 +97,18 @@ class EvalConfig:
 
 TUNE_SET = "tune"  # the held-out set's name beside BEIR sets
 
+# every numeric setting's range (`crossrank.data.ranges`), checked by TrainConfig.validate
+_STEPS = Range(1, integer=True)
+TRAIN_RANGES = {
+    "batch_size": _STEPS, "gradient_accumulation": _STEPS, "max_length": _STEPS, "logging_steps": _STEPS, "save_steps": _STEPS,
+    "learning_rate": Range(0, open_low=True), "head_learning_rate": Range(0, open_low=True, optional=True),
+    "warmup_ratio": Range(0, 1), "weight_decay": Range(0), "epochs": Range(0, open_low=True),
+    "max_steps": Range(1, integer=True, also=(-1,)), "seed": Range(0, integer=True), "save_total_limit": Range(1, integer=True, optional=True),
+}
+DATA_RANGES = {"num_negatives": _STEPS, "negatives_ratio": Range(0, integer=True), "group_size": Range(2, integer=True),
+               "depth": _STEPS, "label_weight": Range(0)}
+EVAL_RANGES = {"depth": _STEPS, "steps": _STEPS}
+
 
 def beir_config(value: Any, source: str) -> BeirSetConfig:
     """`eval.beir` as a mapping of BeirSetConfig settings or a plain list of folders."""
@@ -143,6 +156,8 @@ class TrainConfig:
         ev = values.pop("eval", None)
         evaluation = _build_eval(ev, f"{source}: eval") if ev else None
         config = _build(cls, values, source, data=data, eval=evaluation)
+        read_yaml_numbers(config, TRAIN_RANGES)
+        read_yaml_numbers(config.data, DATA_RANGES | {"teacher_scale": Range(0, open_low=True)})
         config.validate()
         return config
 
@@ -174,9 +189,8 @@ class TrainConfig:
             raise ValueError("train config: `model` (a base model folder or hub id) is required")
         if isinstance(self.freeze_layers, bool) or not isinstance(self.freeze_layers, int) or self.freeze_layers < 0:
             raise ValueError(f"train config: `freeze_layers` must be an integer >= 0, but got {self.freeze_layers!r}")
-        for name in ("batch_size", "gradient_accumulation", "max_length", "logging_steps", "save_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train config: `{name}` must be >= 1, but got {getattr(self, name)}")
+        check_ranges("train config", self, TRAIN_RANGES)
+        check_ranges("train config: data", self.data, DATA_RANGES)
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"train config: `precision` must be auto, fp32, bf16 or fp16, but got {self.precision!r}")
         if self.data.format not in ("pairs", "tuples", "lists", "groups"):
@@ -186,6 +200,7 @@ class TrainConfig:
         if not self.data.teacher_scale > 0:
             raise ValueError(f"train config: `data.teacher_scale` must be > 0, but got {self.data.teacher_scale!r}")
         if self.eval is not None:
+            check_ranges("train config: eval", self.eval, EVAL_RANGES)
             self.eval.validate()
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,11 @@ class ExportConfig:
     max_length: int | None = None
     check: FidelityConfig | None = None  # run the fidelity check with this config
 
+    def __post_init__(self) -> None:
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("export", self, {"max_length": Range(1, integer=True, optional=True)})
+
 
 @dataclass
 class ExportResult:

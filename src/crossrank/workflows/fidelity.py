@@ -48,6 +48,14 @@ class FidelityConfig:
     batch_size: int | None = None
     max_tokens_per_batch: int | None = None
 
+    def __post_init__(self) -> None:
+        from crossrank.data.ranges import Range, check_ranges
+
+        some = Range(1, integer=True, optional=True)
+        check_ranges("fidelity check", self, {"queries": some, "depth": Range(1, integer=True), "k": Range(1, integer=True),
+                                              "max_ndcg_diff": Range(0), "min_overlap": Range(0, 1),
+                                              "relevance_level": Range(0, integer=True), "batch_size": some, "max_tokens_per_batch": some})
+
 
 @dataclass
 class FidelityReport:
