@@ -35,7 +35,7 @@ def test_cli_rerank_with_windows_scores_like_predict(scifact_run, tiny_model_dir
     folder, run = scifact_run
     windowed, truncated = tmp_path / "window.trec", tmp_path / "truncate.trec"
     assert main(["rerank", "--model", str(tiny_model_dir), *rerank_args(folder, run, windowed)[1:],
-                 "--long-passages", "window", "--window-stride", "16", "--aggregate", "mean"]) == 0
+                 "--long-passages", "window", "--window-stride", "16", "--aggregate", "mean", "--window-keep", "2"]) == 0
     assert main(["rerank", "--model", str(tiny_model_dir), *rerank_args(folder, run, truncated)[1:]]) == 0
     assert "reranked 3 queries (18 pairs" in capsys.readouterr().out
     model = CrossEncoder(tiny_model_dir, max_length=64)
@@ -43,7 +43,7 @@ def test_cli_rerank_with_windows_scores_like_predict(scifact_run, tiny_model_dir
     long_docs = 0
     for c in from_run(run, folder / "corpus.jsonl", folder / "queries.jsonl", 100):
         pairs = [(c.query, t) for t in c.texts]
-        expected = model.predict(pairs, long_passages="window", window=WindowConfig(stride=16, aggregate="mean"))
+        expected = model.predict(pairs, long_passages="window", window=WindowConfig(stride=16, aggregate="mean", keep=2))
         np.testing.assert_allclose([got_w[c.query_id][d] for d in c.doc_ids], expected, atol=1e-5)
         np.testing.assert_allclose([got_t[c.query_id][d] for d in c.doc_ids], model.predict(pairs), atol=1e-5)
         fits = model.tokenize([c.query] * len(c.texts), c.texts).truncated == 0
@@ -72,6 +72,8 @@ def test_rerank_run_passes_window_settings(scifact_run, tiny_model_dir, tmp_path
     (["--aggregate", "mean", "--window-stride", "3"], "--window-stride, --aggregate apply to windows only"),
     (["--long-passages", "window", "--window-size", "8", "--window-stride", "9"], "window stride expects 1 <= stride <= size"),
     (["--long-passages", "window", "--window-size", "0"], "argument --window-size: expected an integer >= 1, got 0"),
+    (["--window-keep", "2"], "--window-keep apply to windows only: add --long-passages window"),
+    (["--long-passages", "window", "--window-keep", "0"], "argument --window-keep: expected an integer >= 1, got 0"),
 ])
 def test_cli_refuses_bad_window_flags_before_loading(scifact_run, tmp_path, capsys, flags, message):
     folder, run = scifact_run

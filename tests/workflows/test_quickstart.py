@@ -61,8 +61,34 @@ def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, 
     assert len(kept) > 1000 and kept.missing(["a text no run embedded"]) == [0]
     model = CrossEncoder(out / "model")
     assert model.predict([("q", "p")]).shape == (1,)
+    # SciFact's long abstracts: the cross-encoder scored 3 windows of 72 tokens per passage (the first and the two sharing
+    # most query tokens), the max of them, at the training length
+    assert metrics["long_passages"]["windows"] == {"size": 72, "stride": 72, "keep": 3, "aggregate": "max"}
+    check_scifact_windows(data_dir, out, scoring["precision"])
     fused = FusedReranker.load(out / "model")
     assert fused.choice.reason == metrics["fusion"]["reason"] and asdict(fused.weights) == metrics["fusion"]["weights"]
+
+
+def check_scifact_windows(data_dir, out, precision):
+    import numpy as np
+
+    from crossrank import WindowConfig
+    from crossrank.data import Collection, iter_corpus, iter_queries, load_run
+
+    run = load_run(out / "scifact.crossrank_cross-encoder.trec")
+    queries = {q.query_id: q.text for q in iter_queries(data_dir / "scifact" / "queries.jsonl")}
+    texts = Collection.from_passages(iter_corpus(data_dir / "scifact" / "corpus.jsonl"))
+    model = CrossEncoder(out / "model", max_length=96)
+    model.set_backend("torch", precision)
+    window = WindowConfig(size=72, stride=72, keep=3)
+    split = 0
+    for qid in sorted(run)[:3]:
+        docs = sorted(run[qid])
+        pairs = [(queries[qid], texts[d]) for d in docs]
+        expected = model.predict(pairs, long_passages="window", window=window)
+        np.testing.assert_allclose([run[qid][d] for d in docs], expected, atol=2e-2 if precision == "bf16" else 1e-4)
+        split += int((model.tokenize([q for q, _ in pairs], [p for _, p in pairs]).truncated))
+    assert split >= 5  # the comparison covers passages cut into windows
 
 
 def test_missing_data_names_what_and_how(tmp_path, capsys):

@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dense-precision", choices=["auto", "fp32", "bf16"], default=None,
                    help="the bi-encoder's precision (default auto: bf16 where its forward pass measures faster on this host)")
     p.add_argument("--scifact-depth", type=integer(1), default=None, help="SciFact BM25 candidates reranked per query (default 30; 100 takes about twice as long)")
+    p.add_argument("--window-keep", type=integer(0), default=None,
+                   help="SciFact and BEIR-layout passages: windows scored per passage (default 3: the first and the two sharing most query tokens; 0: truncation)")
     p.add_argument("--pseudo-queries", type=integer(0), default=None, help="pseudo-queries from the dev600 collection added to training (default 1000; 0: none)")
     p.add_argument("--scifact-pseudo-queries", type=integer(0), default=None,
                    help="pseudo-queries from the SciFact corpus added to training (domain adaptation; its queries and qrels are never used)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = QuickstartConfig(data=args.data or default_data_dir(), output=args.output, base_model=args.base_model,
                            precision=args.precision, fusion=not args.no_fusion)
-    for name in ("max_steps", "epochs", "learning_rate", "scoring_precision", "dense_precision", "scifact_depth", "pseudo_queries", "scifact_pseudo_queries", "beir_queries"):
+    for name in ("max_steps", "epochs", "learning_rate", "scoring_precision", "dense_precision", "scifact_depth", "window_keep", "pseudo_queries", "scifact_pseudo_queries", "beir_queries"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.epochs is not None and args.max_steps is None:

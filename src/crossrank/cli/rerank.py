@@ -52,19 +52,21 @@ def add_long_passage_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window-stride", type=integer(1), default=None, help="tokens between window starts (default: half a window)")
     g.add_argument("--aggregate", choices=["max", "first", "mean"], default=None,
                    help="window scores to a passage score: max (MaxP, default), first (FirstP) or mean")
+    g.add_argument("--window-keep", type=integer(1), default=None,
+                   help="windows scored per passage: the first and those sharing most query tokens (default: all)")
 
 
 def window_from_args(args: argparse.Namespace):
     """(long_passages, WindowConfig or None) from the flags; ValueError for flags that do not fit together."""
     given = [f for f, v in (("--window-size", args.window_size), ("--window-stride", args.window_stride),
-                            ("--aggregate", args.aggregate)) if v is not None]
+                            ("--aggregate", args.aggregate), ("--window-keep", args.window_keep)) if v is not None]
     if args.long_passages == "truncate":
         if given:
             raise ValueError(f"{', '.join(given)} apply to windows only: add --long-passages window")
         return "truncate", None
     from crossrank.model.windows import WindowConfig
 
-    return "window", WindowConfig(args.window_size, args.window_stride, args.aggregate or "max")
+    return "window", WindowConfig(args.window_size, args.window_stride, args.aggregate or "max", args.window_keep)
 
 
 def source_from_args(args: argparse.Namespace, jsonl: bool = True):

@@ -7,6 +7,12 @@ reaches the passage's end (the last one may be shorter). Each window becomes an 
 the same length-sorted, token-budget batching as unwindowed pairs. Window scores are mapped back to
 their passage by `aggregate`: "max" (MaxP), "first" (FirstP) or "mean".
 
+`keep` bounds the cost of long passages (a cascade inside each passage, as IDCM selects passages
+before its expensive model): only the first window and the `keep - 1` others that share most of the
+query's tokens are scored. A query token counts in a window with weight log(1 + n / df), df being
+how many of the passage's n windows hold it: a token every window holds does not tell windows apart.
+Selection looks at one pair only, so scores never depend on which other pairs share a batch.
+
 Defaults: a window holds what fits beside the query in `max_length` (so the first window is
 exactly what truncation keeps, and FirstP equals truncation); the stride is half the window (50%
 overlap). A query that alone fills `max_length` leaves no room for windows: that pair is scored as
@@ -38,19 +44,24 @@ class WindowConfig:
             Must not exceed `size` (no passage token is skipped).
         aggregate: "max" (MaxP), "first" (FirstP) or "mean" of the window scores (raw logits;
             the activation is applied to the aggregate).
+        keep: windows scored per passage: the first and the `keep - 1` others sharing most query
+            tokens (see the module docstring); None (default) every window.
     """
 
     size: int | None = None
     stride: int | None = None
     aggregate: str = "max"
+    keep: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("size", "stride"):
+        for name in ("size", "stride", "keep"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
                 raise ValueError(f"window {name} expects an integer or None, but got {value!r}")
         if self.size is not None and self.size < 1:
             raise ValueError(f"window size expects size >= 1, but got size={self.size}")
+        if self.keep is not None and self.keep < 1:
+            raise ValueError(f"window keep expects keep >= 1 (windows scored per passage), but got keep={self.keep}")
         if self.stride is not None and (self.stride < 1 or (self.size is not None and self.stride > self.size)):
             bound = "size" if self.size is None else f"size={self.size}"
             raise ValueError(f"window stride expects 1 <= stride <= size, but got stride={self.stride} ({bound})")
@@ -122,12 +133,37 @@ def encode_windows(tokenizer: PairTokenizer, pairs: Sequence[tuple[str, str]], c
     for i, (q, p) in enumerate(zip(q_enc, p_enc)):
         n = len(p.ids)
         spans = plan_windows(len(q.ids), n, budget, config)
+        if config.keep is not None and len(spans) > config.keep:
+            spans = select_windows(q.ids, p.ids, spans, config.keep)
         split += len(spans) > 1
         for start, end in spans:
             queries.append(q)
             windows.append(p if (start, end) == (0, n) else _window(p, start, end))
             owner.append(i)
     return Windows(tokenizer.combine(queries, windows), np.asarray(owner, dtype=np.int64), split)
+
+
+def select_windows(query_ids: Sequence[int], passage_ids: Sequence[int], spans: list[tuple[int, int]],
+                   keep: int) -> list[tuple[int, int]]:
+    """The first span and the `keep - 1` others whose tokens match the query most, in passage order.
+
+    A window's match is the sum over the distinct query tokens it holds of log(1 + n / df), where df
+    counts the passage's n windows holding the token; ties go to the earlier window.
+    """
+    if keep < 1:
+        raise ValueError(f"select_windows expects keep >= 1, but got keep={keep}")
+    if len(spans) <= keep:
+        return list(spans)
+    query = set(query_ids)
+    held = [query.intersection(passage_ids[start:end]) for start, end in spans]
+    df: dict[int, int] = {}
+    for tokens in held:
+        for t in tokens:
+            df[t] = df.get(t, 0) + 1
+    n = len(spans)
+    match = [sum(np.log1p(n / df[t]) for t in tokens) for tokens in held]
+    others = sorted(range(1, n), key=lambda i: (-match[i], i))[: keep - 1]
+    return [spans[i] for i in sorted([0, *others])]
 
 
 class WindowEncoder:

@@ -24,14 +24,17 @@ class Scored:
         return {q: {d: float(s) for d, s in zip(docs, vals)} for q, docs, vals in zip(self.qids, self.doc_ids, values)}
 
 
-def score_candidates(candidates, model, dense, batch_size: int | None = None) -> tuple[Scored, float]:
-    """Cross-encoder and first-stage scores of candidate lists, with the bi-encoder's vectors; returns pairs/s of the cross-encoder."""
+def score_candidates(candidates, model, dense, batch_size: int | None = None, window=None) -> tuple[Scored, float]:
+    """Cross-encoder and first-stage scores of candidate lists, with the bi-encoder's vectors; returns pairs/s of the cross-encoder.
+
+    `window` (a `WindowConfig`): the cross-encoder scores windows of long passages; None: truncation."""
     from crossrank.pipeline import ScoringOptions, score
 
     queries = [c.query for c in candidates]
     texts = [c.texts for c in candidates]
     start = time.perf_counter()
-    ce = score(model, candidates, ScoringOptions(batch_size=batch_size, show_progress_bar=True))
+    ce = score(model, candidates, ScoringOptions(batch_size=batch_size, show_progress_bar=True,
+                                                     long_passages="truncate" if window is None else "window", window=window))
     seconds = time.perf_counter() - start
     scores = {"cross_encoder": ce, "first_stage": [np.asarray(c.first_stage, dtype=np.float64) for c in candidates]}
     vectors = dense.encode_lists(queries, texts, show_progress=True) if dense is not None else None
