@@ -210,7 +210,7 @@ def test_unknown_stemmer_and_stopwords_are_errors():
         BM25Index.build(DOCS, BM25Config(stopwords="xx"), show_progress=False)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"k1": -1}, "k1"), ({"b": 1.5}, "b must"), ({"method": "bm25+"}, "unknown BM25 method")])
+@pytest.mark.parametrize("kwargs,match", [({"k1": -1}, "k1"), ({"b": 1.5}, "`b` expects a number >= 0 and <= 1"), ({"method": "bm25+"}, "unknown BM25 method")])
 def test_invalid_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BM25Config(**kwargs)

@@ -27,10 +27,9 @@ class BM25Config:
     stemmer: str | None = "english"
 
     def __post_init__(self) -> None:
-        if isinstance(self.k1, bool) or not isinstance(self.k1, (int, float)) or self.k1 < 0:
-            raise ValueError(f"k1 must be a number >= 0, got {self.k1!r}")
-        if isinstance(self.b, bool) or not isinstance(self.b, (int, float)) or not 0 <= self.b <= 1:
-            raise ValueError(f"b must be a number in [0, 1], got {self.b!r}")
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("BM25", self, {"k1": Range(0), "b": Range(0, 1)})  # NaN and infinities refused too
         if self.method not in SUPPORTED_METHODS:
             raise ValueError(f"unknown BM25 method {self.method!r}; choose one of {', '.join(SUPPORTED_METHODS)}")
         if self.stopwords is not None and not isinstance(self.stopwords, str):

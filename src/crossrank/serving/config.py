@@ -54,10 +54,9 @@ class ServerConfig:
                 raise ValueError(f"ServerConfig.{name} must be an integer >= 1, but got {value!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"ServerConfig.port must be in 0..65535, but got {self.port!r}")
-        if self.batch_wait_ms < 0:
-            raise ValueError(f"ServerConfig.batch_wait_ms must be >= 0, but got {self.batch_wait_ms!r}")
-        if self.timeout_s <= 0:
-            raise ValueError(f"ServerConfig.timeout_s must be > 0, but got {self.timeout_s!r}")
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("ServerConfig", self, {"batch_wait_ms": Range(0), "timeout_s": Range(0, open_low=True)})
         if self.long_passages not in ("truncate", "window"):
             raise ValueError(f"ServerConfig.long_passages must be 'truncate' or 'window', but got {self.long_passages!r}")
         if self.api_key is not None and not self.api_key.strip():

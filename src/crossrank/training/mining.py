@@ -83,6 +83,9 @@ class MiningConfig:
             raise ValueError(f"min_negatives must be between 0 and num_negatives={self.num_negatives}, but got {self.min_negatives}")
         if self.rescore_batch_size < 1:
             raise ValueError(f"rescore_batch_size must be >= 1, but got {self.rescore_batch_size}")
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("MiningConfig", self, {"rescore_max_length": Range(1, integer=True, optional=True)})
         for name in ("max_score", "margin", "relative_margin", "rescore_margin"):
             value = getattr(self, name)
             if value is not None and not is_number(value):

@@ -61,6 +61,14 @@ class MonitorConfig:
     #: ran, so that it costs at most ~1/(1+this) of the training time however often logs come
     probe_interval: float = 4.0
 
+    def __post_init__(self) -> None:
+        from crossrank.data.ranges import Range, check_ranges
+
+        count = Range(0, integer=True)
+        check_ranges("MonitorConfig", self, {"min_spread": Range(0), "min_relative_spread": Range(0), "chance_tolerance": Range(0),
+                                             "patience": Range(1, integer=True), "min_step": count, "grace_steps": count,
+                                             "probe_interval": Range(0)})
+
 
 @dataclass
 class Symptom:

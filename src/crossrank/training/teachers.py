@@ -50,6 +50,9 @@ class TeacherConfig:
             raise ValueError("teacher `cross_encoder` weight > 0 needs `cross_encoder_model`")
         if not np.isfinite(self.scale) or self.scale <= 0:
             raise ValueError(f"teacher `scale` must be > 0, but got {self.scale!r}")
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("teacher", self, {"feedback_depth": Range(0, integer=True)})
         Feedback(self.feedback_depth, self.feedback_weight)  # checks depth and weight
 
     @property
