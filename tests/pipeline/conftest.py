@@ -20,3 +20,25 @@ def dl19_head(dl19, tmp_path_factory):
         return path
 
     return cut
+
+
+class KilledAfter:
+    """A ranker that scores its first `calls` chunks with `model`, then dies as a killed job would."""
+
+    def __init__(self, model, calls: int = 1):
+        self.model, self.limit, self.calls = model, calls, 0
+
+    def score_candidates(self, candidates, options=None):
+        self.calls += 1
+        if self.calls > self.limit:
+            raise KeyboardInterrupt("killed")
+        return self.model.score_candidates(candidates, options)
+
+    def identity(self):
+        return self.model.identity()
+
+
+@pytest.fixture
+def killed_after():
+    """A function: (model, calls=1) -> a ranker killed after scoring `calls` chunks."""
+    return KilledAfter

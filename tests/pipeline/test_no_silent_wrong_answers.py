@@ -104,7 +104,7 @@ def test_a_gz_output_is_gzip(dl19, run3, tiny_model_dir, tmp_path):
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.progress"))
 
 
-def test_resume_refuses_other_settings_or_candidates_and_overwrite_starts_again(dl19, run3, tiny_model_dir, tmp_path, capsys):
+def test_resume_refuses_other_settings_or_candidates_and_overwrite_starts_again(dl19, run3, tiny_model_dir, tmp_path, capsys, killed_after):
     out = tmp_path / "run.trec"
     reference = tmp_path / "reference.trec"
     assert _rerank(tiny_model_dir, dl19, run3, reference) == 0
@@ -114,21 +114,8 @@ def test_resume_refuses_other_settings_or_candidates_and_overwrite_starts_again(
     cands = list(from_run(run3, dl19 / "collection.tsv", dl19 / "queries.dl19.tsv", int(DEPTH)))
     model = CrossEncoder(tiny_model_dir)
 
-    class KilledAfterOne:
-        def __init__(self):
-            self.calls = 0
-
-        def score_candidates(self, candidates, options=None):
-            self.calls += 1
-            if self.calls > 1:
-                raise KeyboardInterrupt("killed")
-            return model.score_candidates(candidates, options)
-
-        def identity(self):
-            return model.identity()
-
     with pytest.raises(KeyboardInterrupt):
-        rerank_run(KilledAfterOne(), cands, out, RerankConfig(chunk_pairs=1))
+        rerank_run(killed_after(model), cands, out, RerankConfig(chunk_pairs=1))
     # another output format: refused, naming the setting, and the unfinished run is kept as it was
     partial = out.with_name(out.name + ".partial")
     kept = partial.read_bytes()
@@ -147,7 +134,7 @@ def test_resume_refuses_other_settings_or_candidates_and_overwrite_starts_again(
     for qid in expected:
         assert resumed[qid] == pytest.approx(expected[qid], rel=1e-4, abs=1e-6)
     with pytest.raises(KeyboardInterrupt):
-        rerank_run(KilledAfterOne(), cands, out, RerankConfig(chunk_pairs=1))
+        rerank_run(killed_after(model), cands, out, RerankConfig(chunk_pairs=1))
     assert _rerank(tiny_model_dir, dl19, run3, out, "--format", "msmarco", "--overwrite") == 0
     assert "done before resume" not in capsys.readouterr().out
     assert len(load_run(out)) == 3

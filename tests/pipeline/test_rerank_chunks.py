@@ -47,26 +47,14 @@ def test_bad_first_chunk_is_refused(value):
         RerankConfig(first_chunk_pairs=value)
 
 
-def test_short_job_killed_after_its_first_chunk_keeps_it_and_resumes_to_the_same_bytes(dl19_lists, tiny_model_dir, tmp_path):
+def test_short_job_killed_after_its_first_chunk_keeps_it_and_resumes_to_the_same_bytes(dl19_lists, tiny_model_dir, tmp_path, killed_after):
     model = CrossEncoder(tiny_model_dir, max_length=64)
     three = dl19_lists[:3]  # 300 pairs: with one chunk of 2,048, a kill anywhere kept nothing
-
-    class KilledOnSecondChunk:
-        calls = 0
-
-        def score_candidates(self, candidates, options=None):
-            self.calls += 1
-            if self.calls > 1:
-                raise KeyboardInterrupt("killed")
-            return model.score_candidates(candidates, options)
-
-        def identity(self):
-            return model.identity()
 
     reference, out = tmp_path / "reference.trec", tmp_path / "killed.trec"
     rerank_run(model, three, reference, RerankConfig(show_progress=False))
     with pytest.raises(KeyboardInterrupt):
-        rerank_run(KilledOnSecondChunk(), three, out, RerankConfig(show_progress=False))
+        rerank_run(killed_after(model), three, out, RerankConfig(show_progress=False))
     record = out.with_name(out.name + ".progress").read_text().splitlines()
     assert len(record) == 2 and record[1].split("\t")[0] == three[0].query_id  # the settings line and the first query
     stats = rerank_run(model, three, out, RerankConfig(show_progress=False))
