@@ -51,6 +51,10 @@ class RetrieveConfig:
             raise ValueError(f"--k must be >= 1, got {self.k}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {self.threads}")
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("retrieve", self, {"k": Range(1, integer=True), "k1": Range(0, optional=True), "b": Range(0, 1, optional=True),
+                                        "threads": Range(1, integer=True, optional=True)})
 
 
 @dataclass

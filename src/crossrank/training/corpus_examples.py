@@ -47,6 +47,10 @@ class PseudoDataConfig:
             raise ValueError(f"num_queries must be >= 1, but got {self.num_queries}")
         if self.num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, but got {self.num_candidates}")
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("pseudo-query data", self, {"num_queries": Range(1, integer=True, optional=True),
+                                                 "num_candidates": Range(1, integer=True), "seed": Range(0, integer=True)})
         if self.exclude_split and not self.exclude_run:
             raise ValueError("exclude_split needs exclude_run (the run whose candidates are held out)")
 

@@ -45,6 +45,9 @@ class MineJobConfig:
         self.run, self.dense_model, self.split = (None if p is None else Path(p) for p in (self.run, self.dense_model, self.split))
         if self.dense_batch_size < 1:
             raise ValueError(f"--dense-batch-size must be >= 1, got {self.dense_batch_size}")
+        from crossrank.data.ranges import Range, check_ranges
+
+        check_ranges("mine", self, {"dense_batch_size": Range(1, integer=True), "dense_max_length": Range(1, integer=True, optional=True)})
         if self.run is None and self.mining.range_max is None:
             raise ValueError("dense candidates need mining.range_max (how many to retrieve per query), but got None")
 
