@@ -6,6 +6,7 @@ folder to write into (``save_pretrained``, an exporter, an index writer).
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import os
 import shutil
@@ -56,17 +57,13 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     """Remove the temporary files of `target` left by writers that died (SIGKILL, power loss): each
     temporary names its writer's process id, and only those of processes no longer alive are removed."""
     removed = []
-    for tmp in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         pid = tmp.name[len(target.name) + 2:].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
                 removed.append(tmp)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _alive(pid: int) -> bool:

@@ -133,7 +133,7 @@ def encode_windows(tokenizer: PairTokenizer, pairs: Sequence[tuple[str, str]], c
     for i, (q, p) in enumerate(zip(q_enc, p_enc)):
         n = len(p.ids)
         spans = plan_windows(len(q.ids), n, budget, config)
-        if config.keep is not None and len(spans) > config.keep:
+        if config.keep is not None:
             spans = select_windows(q.ids, p.ids, spans, config.keep)
         split += len(spans) > 1
         for start, end in spans:

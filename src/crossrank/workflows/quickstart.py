@@ -323,6 +323,7 @@ def beir_sets(cfg: QuickstartConfig, model, dense, choice, results: Results) -> 
 
 
 def summarise(cfg: QuickstartConfig, result, data, choice, results: Results, timings: dict) -> dict:
+    windows = long_passage_windows(cfg)
     return {
         "metrics": results.rows, "paired_tests_nDCG@10": {d: {s: {b: {"diff": v[0], "randomization_p": v[1]} for b, v in c.items()}
                                                               for s, c in t.items()} for d, t in results.tests.items()},
@@ -335,8 +336,7 @@ def summarise(cfg: QuickstartConfig, result, data, choice, results: Results, tim
                      f"best_tune_{cfg.metric_for_best}": result.best_metric},
         "rerank_pairs_per_s": {k: round(v, 1) for k, v in results.speeds.items()},
         "scoring_precision": results.scoring,
-        "long_passages": ({"windows": {"size": cfg.window_size, "stride": cfg.window_size, "keep": cfg.window_keep, "aggregate": "max"},
-                           "sets": "SciFact and the BEIR-layout sets"} if cfg.window_keep else "truncate"),
+        "long_passages": ({"windows": asdict(windows), "sets": "SciFact and the BEIR-layout sets"} if windows else "truncate"),
         "training_symptoms": [sym.name for sym in result.symptoms],
         "total_s": round(timings["total_s"], 1),
     }
