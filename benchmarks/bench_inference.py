@@ -39,7 +39,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import replace_section  # noqa: E402
-PATHS = ("st", "torch-fp32", "onnx-fp32", "torch-bf16", "torch-int8", "onnx-int8")
+# torch-bf16: autocast; torch-bf16w: the weights cast to bf16 once (both forced here; `precision="bf16"` picks one by measurement)
+PATHS = ("st", "torch-fp32", "onnx-fp32", "torch-bf16", "torch-bf16w", "torch-int8", "onnx-int8")
 
 
 # ---------------------------------------------------------------------------------- memory
@@ -184,6 +185,7 @@ class Path_:
 
 def build_paths(names, folder: Path, note_log) -> list[Path_]:
     from crossrank import CrossEncoder
+    from crossrank.model.backends import TorchBackend
     from crossrank.model.backends.selection import ensure_export, fidelity_warnings
 
     built = []
@@ -199,15 +201,20 @@ def build_paths(names, folder: Path, note_log) -> list[Path_]:
                              lambda pairs, st=st: st.predict(pairs, batch_size=32, show_progress_bar=False), 0.0)
             else:
                 backend, precision = name.split("-")
+                weights = precision == "bf16w"
+                precision = precision.removesuffix("w")
                 with fidelity_warnings(False):
                     ce = CrossEncoder(folder, device="cpu", backend="torch", precision="fp32")
                     if backend == "onnx":
                         ensure_export(ce, precision)
                     ce.set_backend(backend, precision)
+                    if precision == "bf16" and ce.precision == "bf16":  # the variant this path names, not the measured choice
+                        ce.inference_backend = TorchBackend(ce.model, ce.device, "bf16", bf16_weights=weights)
                 if ce.precision != precision:
                     note_log.append(f"{name}: not run ({ce.inference_backend.reason})")
                     continue
-                path = Path_(name, f"crossrank {backend} {precision}", lambda pairs, ce=ce: ce.predict(pairs, show_progress_bar=False), 0.0)
+                how = {"torch-bf16": " autocast", "torch-bf16w": " (weights cast once)"}.get(name, "")
+                path = Path_(name, f"crossrank {backend} {precision}{how}", lambda pairs, ce=ce: ce.predict(pairs, show_progress_bar=False), 0.0)
         path.load_mib = mem.delta_mib
         built.append(path)
     return built

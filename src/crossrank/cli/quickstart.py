@@ -36,6 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--pseudo-queries", type=integer(0), default=None, help="pseudo-queries from the dev600 collection added to training (default 1000; 0: none)")
     p.add_argument("--scifact-pseudo-queries", type=integer(0), default=None,
                    help="pseudo-queries from the SciFact corpus added to training (domain adaptation; its queries and qrels are never used)")
+    p.add_argument("--scifact-teacher-bm25", type=number(0), default=None,
+                   help="the SciFact pseudo-queries' teacher: the bi-encoder + this x BM25 (default 0: the teacher chosen on dev600)")
     p.add_argument("--beir-queries", type=integer(0), default=None,
                    help="test queries per small BEIR-layout collection reported with their mean (default 50, as NanoBEIR; 0: none)")
     p.add_argument("--no-fusion", action="store_true", help="report the cross-encoder alone, without score fusion")
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = QuickstartConfig(data=args.data or default_data_dir(), output=args.output, base_model=args.base_model,
                            precision=args.precision, fusion=not args.no_fusion)
-    for name in ("max_steps", "epochs", "learning_rate", "scoring_precision", "dense_precision", "scifact_depth", "window_keep", "pseudo_queries", "scifact_pseudo_queries", "beir_queries"):
+    for name in ("max_steps", "epochs", "learning_rate", "scoring_precision", "dense_precision", "scifact_depth", "window_keep", "pseudo_queries", "scifact_pseudo_queries",
+                 "scifact_teacher_bm25", "beir_queries"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.epochs is not None and args.max_steps is None:

@@ -72,10 +72,12 @@ class FidelityReport:
     passed: bool
     fp32_pairs_per_second: float
     pairs_per_second: float
+    variant: str = ""  # the backend's way of running the precision, where it has more than one ("bf16-weights")
 
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        return (f"{verdict}: {self.backend} {self.precision} on {self.queries} DL19 queries ({self.pairs} pairs): nDCG@10 "
+        path = f"{self.backend} {self.precision}" + (f" ({self.variant})" if self.variant else "")
+        return (f"{verdict}: {path} on {self.queries} DL19 queries ({self.pairs} pairs): nDCG@10 "
                 f"{self.ndcg:.4f} vs fp32 {self.ndcg_fp32:.4f} (diff {self.ndcg_diff:+.4f}, limit +-{self.max_ndcg_diff}), "
                 f"top-10 overlap {self.overlap:.3f} (>= {self.min_overlap}); {self.pairs_per_second:.1f} vs fp32 "
                 f"{self.fp32_pairs_per_second:.1f} pairs/s")
@@ -141,7 +143,7 @@ def check_fidelity(ce, backend: str | None, precision: str, config: FidelityConf
     diff = ndcg - ndcg_ref
     passed = abs(diff) <= config.max_ndcg_diff + 1e-12 and overlap >= config.min_overlap - 1e-12
     report = FidelityReport(tested.name, tested.precision, len(cands), sum(len(c) for c in cands), ndcg_ref, ndcg, diff, overlap,
-                            config.max_ndcg_diff, config.min_overlap, passed, ref_speed, speed)
+                            config.max_ndcg_diff, config.min_overlap, passed, ref_speed, speed, tested.variant)
     if record:
         record_fidelity(ce, asdict(report))
     return report

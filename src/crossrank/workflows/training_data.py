@@ -17,6 +17,7 @@ from pathlib import Path
 
 from crossrank.data.candidates import Candidates
 from crossrank.training.corpus_examples import PseudoDataConfig
+from crossrank.training.teachers import TeacherConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,27 +37,31 @@ class TrainingData:
 
 def build_training_data(sources: dict[str, str], output: Path, dense, *, pseudo_queries: int, strategy: str = "sentence",
                         num_negatives: int = 15, scale: float = 2.0, label_weight: float = 3.0, seed: int = 12,
-                        metric: str = "RR@10", other_corpora: Sequence[PseudoDataConfig] = ()) -> TrainingData:
+                        metric: str = "RR@10", other_corpora: Sequence[PseudoDataConfig] = (),
+                        other_teacher: TeacherConfig | None = None) -> TrainingData:
     """Training lists for the dev600 train split plus `pseudo_queries` pseudo-queries (0: none) from its
     collection and the pseudo-queries of `other_corpora` (a user's own corpus: domain adaptation), labelled
-    by a bi-encoder/BM25 teacher whose weights are chosen on the train split; written to `output` (JSONL)."""
+    by a bi-encoder/BM25 teacher whose weights are chosen on the train split; written to `output` (JSONL).
+    `other_teacher` labels the pseudo-queries of `other_corpora` instead (its `scale` and `label_weight`
+    are those of the rest): a corpus whose best teacher differs from MS MARCO's (the quickstart's SciFact)."""
     from crossrank.data import load_qrels
     from crossrank.evaluation import evaluate
     from crossrank.training.config import DataConfig
     from crossrank.training.corpus_examples import labelled_lists, pseudo_lists, to_examples
     from crossrank.training.example_files import write_examples
-    from crossrank.training.teachers import EnsembleTeacher, TeacherConfig, choose_teacher
+    from crossrank.training.teachers import EnsembleTeacher, choose_teacher
 
     judged, labels = labelled_lists(DataConfig(format="lists", num_negatives=num_negatives, depth=20, **sources), seed)
     tune, _ = labelled_lists(DataConfig(format="lists", num_negatives=19, depth=20, split_name="tune", **sources), seed)
-    pseudo, summaries = [], []
+    pseudo, summaries, own = [], [], 0  # own: pseudo-query lists from the dev600 collection (first in `pseudo`)
     corpora = ([PseudoDataConfig(sources["corpus"], strategy, pseudo_queries, num_negatives, sources["run"], sources["split"], "tune", seed)]
                if pseudo_queries else []) + list(other_corpora)
-    for corpus_cfg in corpora:
+    for i, corpus_cfg in enumerate(corpora):
         lists, counts = pseudo_lists(corpus_cfg, show_progress=False)
         prefix = f"{Path(corpus_cfg.corpus).parent.name}/"  # query ids stay distinct across corpora
         pseudo += [Candidates(prefix + c.query_id, c.query, c.doc_ids, c.texts, c.first_stage) for c in lists]
         summaries.append(f"{Path(corpus_cfg.corpus).parent.name}: {counts.summary()}")
+        own = len(pseudo) if i == 0 and pseudo_queries else own
     skipped = "; ".join(summaries) or "no pseudo-queries"
     everything = judged + tune + pseudo
     vectors = dense.encode_lists([c.query for c in everything], [c.texts for c in everything], show_progress=True)
@@ -71,9 +76,14 @@ def build_training_data(sources: dict[str, str], output: Path, dense, *, pseudo_
     tune_qrels = {q: qrels[q] for q in tune_run if q in qrels}  # RR counts every qrels query: keep the tune split's
     tune_quality = {name: evaluate(tune_qrels, run, metrics=[metric])[metric] for name, run in (("teacher", tune_run), ("BM25", bm25_run))}
     examples = to_examples(judged, teacher.targets(judged, labels, vectors=v_judged))
-    if pseudo:  # a pseudo-query's source passage is a guess, not a judgement: the teacher alone sets its targets
-        unlabelled = EnsembleTeacher(TeacherConfig(**{**config.__dict__, "label_weight": 0.0}), dense=dense)
-        examples += to_examples(pseudo, unlabelled.targets(pseudo, vectors=v_pseudo))
+    # a pseudo-query's source passage is a guess, not a judgement: the teacher alone sets its targets
+    unlabelled = EnsembleTeacher(TeacherConfig(**{**config.__dict__, "label_weight": 0.0}), dense=dense)
+    other = unlabelled if other_teacher is None else EnsembleTeacher(
+        TeacherConfig(**{**other_teacher.__dict__, "scale": config.scale, "label_weight": 0.0}), dense=dense)
+    for teacher, lists, vecs in ((unlabelled, pseudo[:own], v_pseudo[:own]), (other, pseudo[own:], v_pseudo[own:])):
+        if lists:
+            examples += to_examples(lists, teacher.targets(lists, vectors=vecs))
     write_examples(output, examples)
     reason = choice.reason.replace("held-out queries", "judged train-split queries")  # chosen on training queries, not held out
-    return TrainingData(output, len(judged), len(pseudo), skipped, config.describe(), reason, tune_quality)
+    described = config.describe() + (f"; other corpora: {other.config.describe()}" if other_teacher is not None and len(pseudo) > own else "")
+    return TrainingData(output, len(judged), len(pseudo), skipped, described, reason, tune_quality)

@@ -3,7 +3,7 @@
 | backend | precision | where | exact? |
 |---|---|---|---|
 | torch | fp32 | CPU, CUDA | yes (the reference) |
-| torch | bf16 | CPU: only where it measured >= 1.25x fp32 on this host | lossy: fidelity check |
+| torch | bf16 | CPU: only where it measured >= 1.25x fp32 on this host; autocast, or the weights cast to bf16 once where that measured >= 1.05x autocast (`bf16_weights`) | lossy: fidelity check, per way |
 | torch | bf16 / fp16 | CUDA: autocast, logits and activation in fp32 | default on CUDA |
 | torch | int8 | CPU: dynamic int8 Linear layers (torch.ao quantize_dynamic), head in fp32 | lossy: fidelity check |
 | onnx | fp32 | CPU: ONNX Runtime, export cached in MODEL/onnx/model.onnx | yes (within 1e-4) |
@@ -22,15 +22,17 @@ The rules when `backend` / `precision` are left out (None or "auto"):
 3. bf16 on CPU is never chosen from a CPU flag: the model's own forward pass is timed in fp32 and
    bf16 once per host kind and model shape (`precision.choose_precision`, cached in
    $CROSSRANK_CACHE/precision.json, default ~/.cache/crossrank); where bf16 autocast is not >= 1.25x
-   fp32, asking for bf16 logs a warning and scores in fp32 (exact, and faster there).
+   fp32, asking for bf16 logs a warning and scores in fp32 (exact, and faster there). Where it is,
+   autocast and a bf16 copy of the weights are timed against each other the same way
+   (`bf16_weights.choose_bf16_variant`) and the faster runs; the backend's `variant` says which.
 4. Lossy paths (bf16 on CPU, int8) are trusted through `crossrank export --check` (the check is
    `crossrank.workflows.fidelity`, its records `fidelity_records`): without a passing record for
-   these weights on this host kind, loading one logs a warning with the command to run; it does
-   not raise.
+   these weights, this host kind and this way of running the precision (autocast or bf16 weights),
+   loading one logs a warning with the command to run; it does not raise.
 5. Impossible combinations raise ValueError: onnx on CUDA, onnx with bf16/fp16, fp16 on CPU,
    int8 on CUDA, a precision other than the weights' dtype when loaded with `dtype=`.
 
-A backend copy of the weights (torch int8, onnx) notices when the torch module's weights change in
+A backend copy of the weights (torch int8, torch bf16 weights, onnx) notices when the torch module's weights change in
 place (training, load_state_dict): torch int8 quantises again, onnx falls back to torch.
 """
 from crossrank.model.backends.base import BACKENDS, PRECISIONS, Backend, cpu_info, host_key

@@ -44,6 +44,8 @@ class Backend:
 
     name = "?"
     precision = "fp32"
+    #: how the precision is run where a backend has more than one way ("" where it has one): it keys fidelity records
+    variant = ""
     #: padded tokens per batch when predict is given no budget
     default_max_tokens = 2048
     #: the torch module whose weights this backend runs (itself, or a copy made from it)

@@ -28,17 +28,18 @@ def record_path(model_path: str | os.PathLike) -> Path:
     return cache_dir() / "fidelity" / f"{hashlib.sha256(str(folder).encode()).hexdigest()[:16]}.json"
 
 
-def _key(backend: str, precision: str) -> str:
-    return f"{backend}-{precision}"
+def _key(backend: str, precision: str, variant: str = "") -> str:
+    return f"{backend}-{precision}" + (f"-{variant}" if variant else "")
 
 
 def record_fidelity(ce, report: Mapping) -> Path:
-    """Record a check's `report` (its fields as a mapping: backend, precision, passed, ...) for the
-    CrossEncoder `ce`'s current weights on this host kind; returns the record file."""
+    """Record a check's `report` (its fields as a mapping: backend, precision, passed, ... and the
+    backend's `variant` where it has one) for the CrossEncoder `ce`'s current weights on this host
+    kind; returns the record file."""
     missing = [k for k in ("backend", "precision", "passed") if k not in report]
     if missing:
         raise ValueError(f"record_fidelity expects a report with backend, precision and passed, but it lacks {', '.join(missing)}")
-    key = _key(report["backend"], report["precision"])
+    key = _key(report["backend"], report["precision"], report.get("variant", ""))
     path = record_path(ce.path)
     content = read_json(path).get(key) or {}
     content[host_key(threads=False)] = dict(report) | {
@@ -48,9 +49,10 @@ def record_fidelity(ce, report: Mapping) -> Path:
     return path
 
 
-def passing_record(ce, backend: str, precision: str) -> dict | None:
-    """This host kind's passing record for the CrossEncoder `ce`'s weights and this path, else None."""
-    entry = (read_json(record_path(ce.path)).get(_key(backend, precision)) or {}).get(host_key(threads=False))
+def passing_record(ce, backend: str, precision: str, variant: str = "") -> dict | None:
+    """This host kind's passing record for the CrossEncoder `ce`'s weights and this path (a backend's
+    `variant` of it: a check of bf16 autocast does not vouch for bf16 weights), else None."""
+    entry = (read_json(record_path(ce.path)).get(_key(backend, precision, variant)) or {}).get(host_key(threads=False))
     if entry and entry.get("passed") and entry.get("fingerprint") == ce.weights_fingerprint():
         return entry
     return None

@@ -22,6 +22,7 @@ from crossrank.model.backends.base import (
     read_json,
     update_json,
 )
+from crossrank.model.backends.bf16_weights import choose_bf16_variant
 from crossrank.model.backends.fidelity_records import passing_record
 from crossrank.model.backends.onnx_backend import (
     EXPORT_RECORD,
@@ -141,6 +142,7 @@ def create_backend(ce, backend: str | None = None, precision: str | None = None)
     else:
         p, reason = want_p, "requested"
 
+    bf16_weights = False
     if p == "bf16" and device.type == "cpu":
         speedup = model_bf16_speedup(ce)
         if speedup < BF16_MIN_SPEEDUP:
@@ -149,10 +151,12 @@ def create_backend(ce, backend: str | None = None, precision: str | None = None)
                 "(needs >= %.2fx): scoring in fp32, which is exact and faster here", cpu_info()["cpu"], speedup, BF16_MIN_SPEEDUP)
             p, reason = "fp32", f"bf16 measured {speedup:.2f}x fp32 on this host: fp32"
         else:
-            reason = f"requested; bf16 measured {speedup:.2f}x fp32 on this host"
+            variant = choose_bf16_variant(ce.model)
+            bf16_weights = variant.weights
+            reason = f"requested; bf16 measured {speedup:.2f}x fp32 on this host; {variant.reason}"
 
     if want_b == "torch" or (want_b is None and (device.type != "cpu" or p not in ("fp32", "int8"))):
-        return _done(TorchBackend(ce.model, device, p), reason, ce)
+        return _done(TorchBackend(ce.model, device, p, bf16_weights=bf16_weights), reason, ce)
     if want_b == "onnx":
         path = ensure_export(ce, p)
         return _done(OnnxBackend(path, p, source=ce.model), reason, ce)
@@ -184,9 +188,9 @@ def _auto_cpu(ce, p: str, reason: str) -> Backend:
 def _done(b: Backend, reason: str, ce) -> Backend:
     b.reason = reason
     if b.lossy and getattr(_local, "warn", True):
-        if passing_record(ce, b.name, b.precision) is None:
+        if passing_record(ce, b.name, b.precision, b.variant) is None:
             logger.warning(
-                "%s %s is lossy and has no passing fidelity check for these weights on this host: its ranking may "
+                "%s is lossy and has no passing fidelity check for these weights on this host: its ranking may "
                 "differ from fp32. Check it with `crossrank export --model %s --precision %s --check%s`",
-                b.name, b.precision, ce.path, b.precision, "" if b.name == "onnx" else " --backend torch")
+                b.describe(), ce.path, b.precision, "" if b.name == "onnx" else " --backend torch")
     return b
