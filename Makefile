@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e ".[minilm,report]"
+	$(BIN)/pip install -q -e ".[minilm,report,openvino]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

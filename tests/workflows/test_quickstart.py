@@ -64,12 +64,12 @@ def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, 
     # SciFact's long abstracts: the cross-encoder scored 3 windows of 72 tokens per passage (the first and the two sharing
     # most query tokens), the max of them, at the training length
     assert metrics["long_passages"]["windows"] == {"size": 72, "stride": 72, "keep": 3, "aggregate": "max"}
-    check_scifact_windows(data_dir, out, scoring["precision"])
+    check_scifact_windows(data_dir, out, scoring["backend"], scoring["precision"])
     fused = FusedReranker.load(out / "model")
     assert fused.choice.reason == metrics["fusion"]["reason"] and asdict(fused.weights) == metrics["fusion"]["weights"]
 
 
-def check_scifact_windows(data_dir, out, precision):
+def check_scifact_windows(data_dir, out, backend, precision):
     import numpy as np
 
     from crossrank import WindowConfig
@@ -79,7 +79,7 @@ def check_scifact_windows(data_dir, out, precision):
     queries = {q.query_id: q.text for q in iter_queries(data_dir / "scifact" / "queries.jsonl")}
     texts = Collection.from_passages(iter_corpus(data_dir / "scifact" / "corpus.jsonl"))
     model = CrossEncoder(out / "model", max_length=96)
-    model.set_backend("torch", precision)
+    model.set_backend(backend, precision)
     window = WindowConfig(size=72, stride=72, keep=3)
     split = 0
     for qid in sorted(run)[:3]:

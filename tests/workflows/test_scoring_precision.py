@@ -30,7 +30,7 @@ def test_fp32_where_bf16_is_not_clearly_faster(minilm_ce, tune_lists, tmp_path, 
     cands, qrels = tune_lists
     measured(tmp_path, monkeypatch, minilm_ce, fp32=1.0, bf16=0.9)
     exact = score(minilm_ce, cands, ScoringOptions(activation="identity"))
-    got = choose_scoring_precision(minilm_ce, cands, exact, qrels)
+    got = choose_scoring_precision(minilm_ce, cands, exact, qrels, backends=("torch",))
     assert got.precision == "fp32" and "1.11x fp32" in got.reason and got.ndcg_diff is None
     assert minilm_ce.precision == "fp32"
 
@@ -41,8 +41,8 @@ def test_bf16_where_faster_only_if_it_keeps_the_exact_ranking(minilm_ce, tune_li
     cands, qrels = tune_lists
     measured(tmp_path, monkeypatch, minilm_ce, fp32=1.0, bf16=0.4)
     exact = score(minilm_ce, cands, ScoringOptions(activation="identity"))
-    got = choose_scoring_precision(minilm_ce, cands, exact, qrels, bar)
-    assert got.precision == expected and got.speedup == pytest.approx(2.5)
+    got = choose_scoring_precision(minilm_ce, cands, exact, qrels, bar, backends=("torch",))
+    assert got.precision == expected and got.backend == "torch" and got.speedup == pytest.approx(2.5)
     assert 0.5 <= got.overlap <= 1.0 and abs(got.ndcg_diff) < 0.2  # measured on the real lists in bf16
     assert ("faithful" in got.reason) and ("not faithful" in got.reason) == (expected == "fp32")
     assert minilm_ce.precision == "fp32"  # the model's backend is left as it was
@@ -52,3 +52,27 @@ def test_one_score_array_per_list(minilm_ce, tune_lists):
     cands, qrels = tune_lists
     with pytest.raises(ValueError, match="one score array per candidate list"):
         choose_scoring_precision(minilm_ce, cands, [], qrels)
+
+
+def test_the_fastest_faithful_path_is_chosen_openvino_first_where_faster(minilm_ce, tune_lists, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    from crossrank import CrossEncoder
+    from crossrank.model.backends.openvino_backend import openvino_bf16_supported
+
+    if not openvino_bf16_supported():
+        pytest.skip("this CPU has no native bf16 for OpenVINO")
+    cands, qrels = tune_lists
+    ce = CrossEncoder(minilm_ce.save(tmp_path / "minilm"), max_length=minilm_ce.max_length)  # the conversion is written beside it
+    measured(tmp_path, monkeypatch, ce, fp32=1.0, bf16=0.5)
+    key = P.cache_key(ce.model, ce.device, 16, 128, "inference-openvino-bf16")
+    update_json(tmp_path / "cache" / P.CACHE_FILE, key, {"speedup": 3.0})
+    exact = score(ce, cands, ScoringOptions(activation="identity"))
+    loose = FidelityBar(max_ndcg_diff=1.0, min_overlap=0.0)
+    got = choose_scoring_precision(ce, cands, exact, qrels, loose)
+    assert (got.backend, got.precision, got.speedup) == ("openvino", "bf16", 3.0) and "openvino bf16 3.00x" in got.reason
+    assert 0.5 <= got.overlap <= 1.0 and (ce.backend, ce.precision) == ("torch", "fp32")
+    # where the faster path fails the bar, the next one is tried on the same lists
+    strict_overlap = FidelityBar(max_ndcg_diff=1.0, min_overlap=got.overlap + 1e-6)
+    second = choose_scoring_precision(ce, cands, exact, qrels, strict_overlap)
+    assert second.backend == "torch" or second.precision == "fp32"
+    assert "openvino bf16" in second.reason and "not faithful" in second.reason

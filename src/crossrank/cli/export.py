@@ -19,9 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help="export a model to ONNX (fp32/int8) and check a lossy path's fidelity",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model folder (exports are written to MODEL/onnx/)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16"], help="fp32 (default), int8; bf16 with --backend torch")
-    p.add_argument("--backend", default="onnx", choices=["onnx", "torch"],
-                   help="onnx (default): export and time; torch: nothing to export, use with --check")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16"], help="fp32 (default), int8; bf16 with --backend torch or openvino")
+    p.add_argument("--backend", default="onnx", choices=["onnx", "torch", "openvino"],
+                   help="onnx (default): export and time; openvino: convert (MODEL/openvino/); torch: nothing to export, use with --check")
     p.add_argument("--check", action="store_true", help="run the DL19 fidelity check against torch fp32 and record it")
     p.add_argument("--data", default=None, help="trec-dl19 folder, or the folder holding it (default: $CROSSRANK_DATA or ./data)")
     p.add_argument("--queries", type=integer(1), default=None, help="check on the first N DL19 queries only (default: all 43)")

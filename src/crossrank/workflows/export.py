@@ -19,7 +19,7 @@ from crossrank.workflows.fidelity import FidelityConfig, FidelityReport, check_f
 @dataclass
 class ExportConfig:
     model: str | os.PathLike
-    precision: str = "fp32"  # fp32 / int8 (onnx, torch); bf16 (torch: nothing to export, check only)
+    precision: str = "fp32"  # fp32 / int8 (onnx, torch); bf16 (torch: nothing to export, check only; openvino)
     backend: str = "onnx"
     force: bool = False  # export again even when a current export is there
     max_length: int | None = None
@@ -42,9 +42,9 @@ class ExportResult:
 
 def export_model(config: ExportConfig) -> ExportResult:
     """Export (and time, and with `config.check` check and record) the model at `config.model`."""
-    if config.backend not in ("onnx", "torch"):
-        raise ValueError(f"--backend must be onnx or torch, but got {config.backend!r}")
-    allowed = ("fp32", "int8") if config.backend == "onnx" else ("fp32", "bf16", "int8")
+    if config.backend not in ("onnx", "torch", "openvino"):
+        raise ValueError(f"--backend must be onnx, torch or openvino, but got {config.backend!r}")
+    allowed = {"onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16")}.get(config.backend, ("fp32", "bf16", "int8"))
     if config.precision not in allowed:
         raise ValueError(f"the {config.backend} backend takes --precision {' or '.join(allowed)}, but got {config.precision!r}")
     if config.backend == "onnx":
@@ -60,6 +60,9 @@ def export_model(config: ExportConfig) -> ExportResult:
         result.timings = onnx_timings(ce, OnnxBackend(fp32, "fp32", source=ce.model), refresh=True)
         ce.set_backend(None, None)
         result.default_backend = ce.backend
+    if config.backend == "openvino":  # converted (or found current) now, so that scoring with it loads at once
+        with fidelity_warnings(False), ce.using_backend("openvino", config.precision) as converted:
+            result.files.append(converted.folder / "model.xml")
     if config.check is not None:
         result.report = check_fidelity(ce, config.backend, config.precision, config.check, record=True)
         result.record = record_path(ce.path)

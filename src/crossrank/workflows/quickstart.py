@@ -263,8 +263,8 @@ def fusion_step(cfg: QuickstartConfig, model, dense, tc):
     scoring = (choose_scoring_precision(model, tune_cands, tune_scored.scores["cross_encoder"], tune_qrels)
                if cfg.scoring_precision == "auto" else ScoringPrecision(cfg.scoring_precision, "set in the config"))
     with fidelity_warnings(False):
-        model.set_backend("torch", scoring.precision)
-    print(f"      cross-encoder scoring precision: {scoring.precision} ({scoring.reason})", flush=True)
+        model.set_backend(scoring.backend, scoring.precision)
+    print(f"      cross-encoder scoring: {scoring.backend} {scoring.precision} ({scoring.reason})", flush=True)
     if dense is None:
         return None, scoring
     choice = tune_fusion(tune_scored, tune_qrels, cfg.fusion_min_gain)

@@ -5,14 +5,15 @@ A lossy path must never be taken on a CPU flag or on trust (bf16 is 8-19x slower
 and slower on one AVX512-BF16 Xeon). The rule, for a model whose exact (fp32) scores of some held-out
 candidate lists are at hand:
 
-1. speed: the forward pass is timed in fp32 and bf16 on this host
-   (`crossrank.model.backends.selection.model_bf16_speedup`: alternating rounds, medians, noise-guarded,
-   cached per host kind); bf16 must be at least `min_speedup` x fp32;
-2. fidelity: the same lists are scored in bf16 and compared with the exact scores as
+1. speed: the forward pass is timed in torch fp32 against each bf16 path this host offers, torch
+   (`crossrank.model.backends.selection.model_bf16_speedup`) and OpenVINO where installed
+   (`openvino_speedup`): alternating rounds, medians, noise-guarded, cached per host kind; a path must
+   be at least `min_speedup` x fp32;
+2. fidelity: the same lists are scored on that path and compared with the exact scores as
    `crossrank export --check` compares (`crossrank.workflows.fidelity.compare_runs`): nDCG@10 within
    `max_ndcg_diff` and a mean top-10 overlap of at least `min_overlap`.
 
-Where both hold, bf16 is used; otherwise fp32, and `reason` says which test failed.
+The fastest path that passes both is used; otherwise torch fp32, and `reason` says which test failed.
 """
 from __future__ import annotations
 
@@ -41,21 +42,21 @@ class ScoringPrecision:
     speedup: float | None = None
     ndcg_diff: float | None = None
     overlap: float | None = None
+    backend: str = "torch"
 
     def record(self) -> dict:
         return asdict(self)
 
 
 def choose_scoring_precision(model, candidates: Sequence, exact_scores: Sequence[np.ndarray], qrels: Mapping,
-                             bar: FidelityBar = FidelityBar(), allowed: Sequence[str] = ("fp32", "bf16")) -> ScoringPrecision:
-    """fp32 or bf16 for `model` (a CrossEncoder on the torch backend) by the rule of this module's docstring.
+                             bar: FidelityBar = FidelityBar(), allowed: Sequence[str] = ("fp32", "bf16"), *,
+                             backends: Sequence[str] = ("openvino", "torch")) -> ScoringPrecision:
+    """The (backend, precision) `model` (a CrossEncoder) scores with, by the rule of this module's docstring.
 
-    `candidates` are held-out `Candidates` lists whose fp32 scores are `exact_scores` (one array per
-    list), judged by `qrels`. The model's backend is left as it was; the caller applies the choice."""
-    from crossrank.data.candidates import to_run
-    from crossrank.model.backends.selection import fidelity_warnings, model_bf16_speedup
-    from crossrank.pipeline import ScoringOptions, score
-    from crossrank.workflows.fidelity import compare_runs
+    `candidates` are held-out `Candidates` lists whose torch fp32 scores are `exact_scores` (one array
+    per list), judged by `qrels`; `backends` are the bf16 paths to try. The model's backend is left
+    as it was; the caller applies the choice."""
+    from crossrank.model.backends.selection import model_bf16_speedup, openvino_speedup
 
     if len(candidates) != len(exact_scores):
         raise ValueError(f"choose_scoring_precision expects one score array per candidate list, but got {len(candidates)} "
@@ -64,16 +65,35 @@ def choose_scoring_precision(model, candidates: Sequence, exact_scores: Sequence
         return ScoringPrecision("fp32", "bf16 not allowed")
     if model.device.type != "cpu":
         return ScoringPrecision("fp32", f"the model runs on {model.device}: its default precision is already the fast one there")
-    speedup = model_bf16_speedup(model)
-    if speedup < bar.min_speedup:
-        return ScoringPrecision("fp32", f"bf16 is {speedup:.2f}x fp32 on this host (< {bar.min_speedup:.2f}x)", speedup)
-    with fidelity_warnings(False), model.using_backend("torch", "bf16"):
+    timers = {"openvino": openvino_speedup, "torch": model_bf16_speedup}
+    speeds = {b: timers[b](model) for b in backends}
+    fast = sorted((b for b in backends if speeds[b] >= bar.min_speedup), key=lambda b: -speeds[b])
+    measured = ", ".join(f"{b} bf16 {speeds[b]:.2f}x fp32" for b in backends)
+    if not fast:
+        return ScoringPrecision("fp32", f"no bf16 path is >= {bar.min_speedup:.2f}x fp32 on this host ({measured})",
+                                max(speeds.values(), default=0.0))
+    failed = []
+    for backend in fast:
+        diff, overlap = _fidelity(model, backend, candidates, exact_scores, qrels, level=bar.relevance_level)
+        shown = (f"{backend} bf16 {speeds[backend]:.2f}x fp32; on {len(candidates)} held-out queries nDCG@10 {diff:+.4f} vs fp32 "
+                 f"(limit +-{bar.max_ndcg_diff}), top-10 overlap {overlap:.3f} (>= {bar.min_overlap})")
+        if abs(diff) <= bar.max_ndcg_diff + 1e-12 and overlap >= bar.min_overlap - 1e-12:
+            tried = "".join(f"; {f}" for f in failed)
+            return ScoringPrecision("bf16", f"faster and faithful: {shown}{tried}", speeds[backend], diff, overlap, backend)
+        failed.append(f"not faithful enough: {shown}")
+    return ScoringPrecision("fp32", "bf16 " + "; ".join(failed), speeds[fast[-1]], diff, overlap)
+
+
+def _fidelity(model, backend: str, candidates: Sequence, exact_scores: Sequence[np.ndarray], qrels: Mapping, *,
+              level: int) -> tuple[float, float]:
+    """(nDCG@10 difference, mean top-10 overlap) of `backend` bf16 against the exact scores on the held-out lists."""
+    from crossrank.data.candidates import to_run
+    from crossrank.model.backends.selection import fidelity_warnings
+    from crossrank.pipeline import ScoringOptions, score
+    from crossrank.workflows.fidelity import compare_runs
+
+    with fidelity_warnings(False), model.using_backend(backend, "bf16"):
         lossy = score(model, list(candidates), ScoringOptions(activation="identity"))
     judged = {q: qrels[q] for q in (c.query_id for c in candidates) if q in qrels}
-    ndcg_ref, ndcg, overlap = compare_runs(to_run(candidates, exact_scores), to_run(candidates, lossy), judged, 10, bar.relevance_level)
-    diff = ndcg - ndcg_ref
-    measured = (f"bf16 {speedup:.2f}x fp32; on {len(candidates)} held-out queries nDCG@10 {diff:+.4f} vs fp32 "
-                f"(limit +-{bar.max_ndcg_diff}), top-10 overlap {overlap:.3f} (>= {bar.min_overlap})")
-    if abs(diff) <= bar.max_ndcg_diff + 1e-12 and overlap >= bar.min_overlap - 1e-12:
-        return ScoringPrecision("bf16", f"faster and faithful: {measured}", speedup, diff, overlap)
-    return ScoringPrecision("fp32", f"bf16 not faithful enough: {measured}", speedup, diff, overlap)
+    ndcg_ref, ndcg, overlap = compare_runs(to_run(candidates, exact_scores), to_run(candidates, lossy), judged, 10, level)
+    return ndcg - ndcg_ref, overlap

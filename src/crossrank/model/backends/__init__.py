@@ -8,6 +8,8 @@
 | torch | int8 | CPU: dynamic int8 Linear layers (torch.ao quantize_dynamic), head in fp32 | lossy: fidelity check |
 | onnx | fp32 | CPU: ONNX Runtime, export cached in MODEL/onnx/model.onnx | yes (within 1e-4) |
 | onnx | int8 | CPU: onnxruntime quantize_dynamic of the MatMuls, MODEL/onnx/model_int8.onnx | lossy: fidelity check |
+| openvino | fp32 | CPU: `openvino.convert_model` of the torch module, MODEL/openvino/model.xml (`crossrank[openvino]`) | yes (within 1e-4) |
+| openvino | bf16 | CPU with AVX512-BF16 or AMX: the same conversion, `INFERENCE_PRECISION_HINT=bf16` | lossy: fidelity check |
 
 The rules when `backend` / `precision` are left out (None or "auto"):
 
@@ -29,7 +31,9 @@ The rules when `backend` / `precision` are left out (None or "auto"):
    `crossrank.workflows.fidelity`, its records `fidelity_records`): without a passing record for
    these weights, this host kind and this way of running the precision (autocast or bf16 weights),
    loading one logs a warning with the command to run; it does not raise.
-5. Impossible combinations raise ValueError: onnx on CUDA, onnx with bf16/fp16, fp16 on CPU,
+5. OpenVINO runs only when asked for (`backend="openvino"`); bf16 on a CPU without native bf16
+   logs a warning and runs fp32.
+6. Impossible combinations raise ValueError: onnx or openvino on CUDA, onnx with bf16/fp16, fp16 on CPU,
    int8 on CUDA, a precision other than the weights' dtype when loaded with `dtype=`.
 
 A backend copy of the weights (torch int8, torch bf16 weights, onnx) notices when the torch module's weights change in
@@ -38,6 +42,7 @@ place (training, load_state_dict): torch int8 quantises again, onnx falls back t
 from crossrank.model.backends.base import BACKENDS, PRECISIONS, Backend, cpu_info, host_key
 from crossrank.model.backends.fidelity_records import passing_record
 from crossrank.model.backends.onnx_backend import OnnxBackend, onnx_available, onnx_dir, require_onnxruntime
+from crossrank.model.backends.openvino_backend import OpenVINOBackend, openvino_available, openvino_dir, require_openvino
 from crossrank.model.backends.selection import (
     BF16_MIN_SPEEDUP,
     ONNX_MIN_SPEEDUP,
@@ -56,6 +61,7 @@ __all__ = [
     "PRECISIONS",
     "Backend",
     "OnnxBackend",
+    "OpenVINOBackend",
     "TorchBackend",
     "model_bf16_speedup",
     "cpu_info",
@@ -65,8 +71,11 @@ __all__ = [
     "onnx_available",
     "onnx_dir",
     "onnx_timings",
+    "openvino_available",
+    "openvino_dir",
     "passing_record",
     "quantize_int8",
     "require_onnxruntime",
+    "require_openvino",
     "time_backends",
 ]

@@ -13,7 +13,7 @@ import torch
 
 from crossrank.data.atomic import atomic_write
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 _ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "qint8": "int8"}
 
@@ -32,8 +32,7 @@ def backend_name(value: str | None) -> str | None:
     if value is None or value == "auto":
         return None
     key = str(value).strip().lower()
-    if key == "onnxruntime":
-        key = "onnx"
+    key = {"onnxruntime": "onnx", "ov": "openvino"}.get(key, key)
     if key not in BACKENDS:
         raise ValueError(f"backend expects one of {', '.join(BACKENDS)} (or 'auto'), but got {value!r}")
     return key
@@ -172,6 +171,17 @@ def update_json(path: Path, key: str, value) -> bool:
         return True
     except OSError:
         return False
+
+
+def model_subdir(model_path: str | os.PathLike, name: str) -> Path:
+    """MODEL/`name` (an export beside the model), or a per-model folder in the user cache when MODEL cannot be written."""
+    model_path = Path(model_path).resolve()
+    beside = model_path / name
+    if beside.is_dir() and os.access(beside, os.W_OK):
+        return beside
+    if not beside.exists() and os.access(model_path, os.W_OK):
+        return beside
+    return cache_dir() / name / hashlib.sha256(str(model_path).encode()).hexdigest()[:16]
 
 
 def writable_dir(path: Path) -> bool:

@@ -11,7 +11,6 @@ $CROSSRANK_CACHE/onnx/<hash of MODEL's path> instead. Needs `pip install crossra
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from crossrank.data.atomic import atomic_dir
-from crossrank.model.backends.base import Backend, cache_dir, random_batch, read_json, update_json, weights_version, writable_dir
+from crossrank.model.backends.base import Backend, model_subdir, random_batch, read_json, update_json, weights_version, writable_dir
 from crossrank.model.batching import DEFAULT_MAX_TOKENS
 
 logger = logging.getLogger(__name__)
@@ -50,13 +49,7 @@ def onnx_available() -> bool:
 
 def onnx_dir(model_path: str | os.PathLike) -> Path:
     """MODEL/onnx, or a per-model folder in the user cache when MODEL cannot be written."""
-    model_path = Path(model_path).resolve()
-    beside = model_path / "onnx"
-    if beside.is_dir() and os.access(beside, os.W_OK):
-        return beside
-    if not beside.exists() and os.access(model_path, os.W_OK):
-        return beside
-    return cache_dir() / "onnx" / hashlib.sha256(str(model_path).encode()).hexdigest()[:16]
+    return model_subdir(model_path, "onnx")
 
 
 def current_export(folder: Path, precision: str, fingerprint: str) -> Path | None:

@@ -14,6 +14,7 @@ import torch
 
 from crossrank.model.backends.base import (
     Backend,
+    cache_dir,
     backend_name,
     cpu_info,
     host_key,
@@ -34,7 +35,14 @@ from crossrank.model.backends.onnx_backend import (
     onnx_dir,
     require_onnxruntime,
 )
-from crossrank.model.backends.precision import choose_precision
+from crossrank.model.backends.openvino_backend import (
+    OpenVINOBackend,
+    openvino_available,
+    openvino_bf16_supported,
+    openvino_dir,
+    require_openvino,
+)
+from crossrank.model.backends.precision import CACHE_FILE, cache_key, choose_precision, measure_precisions
 from crossrank.model.backends.torch_backend import TorchBackend
 
 logger = logging.getLogger(__name__)
@@ -68,6 +76,39 @@ def model_bf16_speedup(ce, refresh: bool = False) -> float:
     """
     choice = choose_precision(ce.model, rows=16, width=128, mode="inference", allowed=("fp32", "bf16"), refresh=refresh)
     return choice.speedup("bf16")
+
+
+def openvino_speedup(ce, precision: str = "bf16", refresh: bool = False) -> float:
+    """torch fp32 time / OpenVINO `precision` time of this model's forward pass (16 x 128 tokens) on this
+    host: alternating rounds, medians, noise-guarded and cached per host kind and model shape like
+    `model_bf16_speedup` (0 where OpenVINO is not installed or cannot run `precision` natively)."""
+    if not openvino_available() or (precision == "bf16" and not openvino_bf16_supported()):
+        return 0.0
+    key = cache_key(ce.model, ce.device, 16, 128, f"inference-openvino-{precision}")
+    path = cache_dir() / CACHE_FILE
+    entry = read_json(path).get(key)
+    if not refresh and isinstance(entry, dict) and isinstance(entry.get("speedup"), (int, float)):
+        return float(entry["speedup"])
+    batch = random_batch(ce.model, 16, 128, token_types=ce.uses_token_types)
+    with fidelity_warnings(False):
+        backends = {"fp32": TorchBackend(ce.model, ce.device, "fp32"), "openvino": _openvino(ce, precision)}
+
+    def measure(name: str) -> float:
+        with backends[name].session():
+            start = time.perf_counter()
+            backends[name].run(batch)
+            return time.perf_counter() - start
+
+    timings = measure_precisions(measure, ["fp32", "openvino"], 3)
+    seconds = timings.median
+    speedup = seconds["fp32"] / seconds["openvino"] if 0 < seconds["openvino"] < float("inf") else 0.0
+    noise = timings.noise()
+    if noise:
+        logger.warning("OpenVINO timing is noisy, used for this run only and not cached: %s", noise)
+    else:
+        update_json(path, key, {"speedup": speedup, "seconds": seconds, "rounds": timings.rounds, "host": cpu_info(),
+                                "measured": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return speedup
 
 
 def time_backends(backends: dict[str, Backend], batch: dict[str, np.ndarray], rounds: int = 5) -> dict[str, float]:
@@ -133,6 +174,9 @@ def create_backend(ce, backend: str | None = None, precision: str | None = None)
     if want_b == "onnx":
         require_onnxruntime()
 
+    if want_b == "openvino":
+        return _openvino(ce, want_p or "fp32")
+
     if want_p is None:
         if device.type == "cuda":
             p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -161,6 +205,20 @@ def create_backend(ce, backend: str | None = None, precision: str | None = None)
         path = ensure_export(ce, p)
         return _done(OnnxBackend(path, p, source=ce.model), reason, ce)
     return _auto_cpu(ce, p, reason)
+
+
+def _openvino(ce, p: str) -> Backend:
+    """backend='openvino': CPU, fp32 or bf16 (bf16 only where OpenVINO runs it natively; else fp32, with a warning)."""
+    if ce.device.type != "cpu":
+        raise ValueError(f"the OpenVINO backend runs on CPU here, but the model is on {ce.device}; use backend='torch' there")
+    if p not in ("fp32", "bf16"):
+        raise ValueError(f"the OpenVINO backend runs fp32 or bf16, but got precision={p!r}")
+    require_openvino()
+    reason = "requested"
+    if p == "bf16" and not openvino_bf16_supported():
+        logger.warning("bf16 was asked for on OpenVINO, but this host's CPU (%s) has no native bf16: scoring in fp32", cpu_info()["cpu"])
+        p, reason = "fp32", "requested bf16; this CPU has no native bf16 for OpenVINO: fp32"
+    return _done(OpenVINOBackend(ce.model, openvino_dir(ce.path), ce.weights_fingerprint(), p, input_names(ce)), reason, ce)
 
 
 def _auto_cpu(ce, p: str, reason: str) -> Backend:

@@ -1,0 +1,121 @@
+"""The OpenVINO backend: f32 equals torch on real DL19 pairs, bf16 keeps their ranking, the
+conversion is kept beside the model and made again when the weights change, clear errors."""
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import kendalltau
+
+from crossrank import CrossEncoder
+from crossrank.model.backends import OpenVINOBackend, openvino_backend, selection
+
+PAIRS = [
+    ("what is a cat", "a cat is a small domesticated carnivorous mammal"),
+    ("how tall is everest", "Mount Everest is 8,849 metres high"),
+    ("what is a cat", "the stock market fell today"),
+    ("how tall is everest", "everest"),
+] * 3
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def tiny_copy(tiny_model_dir, tmp_path):
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_model_dir, folder)
+    return folder
+
+
+def needs_openvino():
+    pytest.importorskip("openvino")
+
+
+def dl19_pairs(data_dir, n_queries=2):
+    from crossrank.data.candidates import from_run
+
+    dl19 = data_dir / "trec-dl19"
+    cands = list(from_run(dl19 / "runs" / "run.dl19.bm25.top100.trec", dl19 / "collection.tsv", dl19 / "queries.dl19.tsv", 100))
+    return [(c.query, t) for c in cands[:n_queries] for t in c.texts]
+
+
+def test_openvino_missing_names_the_extra(tiny_copy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now fails
+    with pytest.raises(ImportError, match=r"pip install crossrank\[openvino\]"):
+        CrossEncoder(tiny_copy, backend="openvino")
+
+
+@pytest.mark.parametrize("kwargs, message", [({"precision": "int8"}, "runs fp32 or bf16"), ({"precision": "fp16"}, "fp16 runs on CUDA only|runs fp32 or bf16")])
+def test_openvino_refuses_what_it_cannot_run(tiny_copy, kwargs, message):
+    needs_openvino()
+    with pytest.raises(ValueError, match=message):
+        CrossEncoder(tiny_copy, backend="openvino", **kwargs)
+
+
+def test_f32_equals_torch_on_real_dl19_pairs(minilm_ce, data_dir, tmp_path):
+    needs_openvino()
+    pairs = dl19_pairs(data_dir)
+    folder = minilm_ce.save(tmp_path / "minilm")
+    ov_ce = CrossEncoder(folder, backend="openvino", max_length=minilm_ce.max_length)
+    assert isinstance(ov_ce.inference_backend, OpenVINOBackend) and (ov_ce.backend, ov_ce.precision) == ("openvino", "fp32")
+    assert not ov_ce.inference_backend.lossy and (folder / "openvino" / "model.xml").exists()
+    np.testing.assert_allclose(ov_ce.predict(pairs), minilm_ce.predict(pairs), atol=1e-4)
+
+
+def test_bf16_keeps_the_ranking_of_real_dl19_pairs(minilm_ce, data_dir, tmp_path, caplog):
+    needs_openvino()
+    if not openvino_backend.openvino_bf16_supported():
+        pytest.skip("this CPU has no native bf16 for OpenVINO")
+    pairs = dl19_pairs(data_dir)
+    folder = minilm_ce.save(tmp_path / "minilm")
+    with caplog.at_level(logging.WARNING):
+        ov_ce = CrossEncoder(folder, backend="openvino", precision="bf16", max_length=minilm_ce.max_length)
+    assert ov_ce.precision == "bf16" and ov_ce.inference_backend.lossy
+    assert "no passing fidelity check" in caplog.text  # lossy paths are trusted through `crossrank export --check` only
+    exact, fast = minilm_ce.predict(pairs), ov_ce.predict(pairs)
+    assert np.abs(fast - exact).max() < 0.1 and kendalltau(exact, fast).statistic > 0.95
+
+
+def test_conversion_is_kept_and_made_again_for_other_weights(tiny_copy, monkeypatch):
+    needs_openvino()
+    torch_ce = CrossEncoder(tiny_copy)
+    first = CrossEncoder(tiny_copy, backend="openvino")
+    xml = tiny_copy / "openvino" / "model.xml"
+    mtime = xml.stat().st_mtime_ns
+    np.testing.assert_allclose(first.predict(PAIRS), torch_ce.predict(PAIRS), atol=1e-5)
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again although a current conversion is there")
+
+    with monkeypatch.context() as m:
+        m.setattr(openvino_backend, "convert", no_conversion)
+        again = CrossEncoder(tiny_copy, backend="openvino")
+    np.testing.assert_allclose(again.predict(PAIRS), torch_ce.predict(PAIRS), atol=1e-5)
+    # in-place training of the weights: the backend converts them again before it scores
+    with torch.no_grad():
+        for p in first.model.bert.encoder.parameters():
+            p.mul_(1.5)
+    trained = first.predict(PAIRS)
+    with first.using_backend("torch", "fp32"):
+        np.testing.assert_allclose(trained, first.predict(PAIRS), atol=1e-5)
+    assert not np.allclose(trained, torch_ce.predict(PAIRS), atol=1e-3)
+    # saved weights that differ from the conversion's: a stale conversion is made again, not used
+    first.save(tiny_copy)
+    fresh = CrossEncoder(tiny_copy, backend="openvino")
+    assert xml.stat().st_mtime_ns != mtime
+    np.testing.assert_allclose(fresh.predict(PAIRS), trained, atol=1e-5)
+
+
+def test_bf16_without_native_support_runs_fp32_and_says_so(tiny_copy, monkeypatch, caplog):
+    needs_openvino()
+    monkeypatch.setattr(selection, "openvino_bf16_supported", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        ce = CrossEncoder(tiny_copy, backend="openvino", precision="bf16")
+    assert (ce.backend, ce.precision) == ("openvino", "fp32") and "no native bf16" in caplog.text
