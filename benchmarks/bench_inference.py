@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import replace_section  # noqa: E402
 # torch-bf16: autocast; torch-bf16w: the weights cast to bf16 once (both forced here; `precision="bf16"` picks one by measurement)
-PATHS = ("st", "torch-fp32", "onnx-fp32", "torch-bf16", "torch-bf16w", "torch-int8", "onnx-int8")
+PATHS = ("st", "torch-fp32", "onnx-fp32", "openvino-fp32", "torch-bf16", "torch-bf16w", "openvino-bf16", "torch-int8", "onnx-int8")
 
 
 # ---------------------------------------------------------------------------------- memory
@@ -373,7 +373,7 @@ def _md_row(cells) -> str:
 def write_report(path: Path, host, pairs, cands, lengths, gflop_pair, torch_gemm, ort_gemm, ceiling_pairs, table, notes, args) -> None:
     ort = f"{ort_gemm:.0f}" if ort_gemm else "n/a (onnxruntime not installed)"
     text = [
-        "## Inference: sentence-transformers vs crossrank paths",
+        f"## Inference on {host_kind()}: sentence-transformers vs crossrank paths",
         "",
         f"`python benchmarks/bench_inference.py --pairs {args.pairs} --rounds {args.rounds}` on {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
@@ -391,7 +391,19 @@ def write_report(path: Path, host, pairs, cands, lengths, gflop_pair, torch_gemm
         *[f"- {n}" for n in notes],
         "",
     ]
-    replace_section(path, "inference", "\n".join(text))
+    replace_section(path, f"inference {host_kind()}", "\n".join(text))
+
+
+def host_kind() -> str:
+    """The kind of host a table holds for (RESULTS.md keeps one per kind): vendor and bf16 hardware."""
+    from crossrank.model.backends import cpu_info
+
+    info = cpu_info()
+    flags = set(info["flags"])
+    vendor = next((v for v in ("Intel", "AMD") if v.lower() in info["cpu"].lower()), "CPU")
+    isa = ("AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else "AVX-512" if "avx512f" in flags
+           else "AVX2" if "avx2" in flags else "no AVX2")
+    return f"{vendor} {isa}"
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from crossrank import CrossEncoder
 from crossrank.model.backends import TorchBackend, bf16_weights, passing_record, precision, selection
 from crossrank.model.backends.base import read_json
 from crossrank.model.backends.bf16_weights import Bf16Variant, cast_bf16, choose_bf16_variant
+from crossrank.model.backends.path_timing import PathTiming
 from crossrank.workflows.fidelity import FidelityConfig, check_fidelity
 
 PAIRS = [
@@ -91,7 +92,7 @@ def test_bf16_weights_needs_bf16_and_fp32_weights(tiny_copy, kwargs):
                                               ({"autocast": 1.0, "weights": 0.97}, False),
                                               ({"autocast": 1.0, "weights": float("inf")}, False)])
 def test_weights_need_a_measured_gain(seconds, weights):
-    variant = bf16_weights._decide(seconds, cached=False)
+    variant = bf16_weights._decide(PathTiming(seconds, cached=False))
     assert variant.weights is weights
     assert ("weights cast once" in variant.reason) is weights
 

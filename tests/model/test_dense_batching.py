@@ -63,3 +63,42 @@ def test_bf16_runs_the_measured_way_and_keeps_the_cosines(minilm_dir, passages, 
     assert half.bf16_weights is weights and half.identity().endswith("bf16-weights" if weights else "|bf16")
     vectors = half.encode(passages, show_progress=False)
     assert (vectors * exact).sum(1).min() > 0.999
+
+
+def test_openvino_f32_gives_torch_vectors_and_bf16_keeps_them_close(minilm_dir, passages):
+    pytest.importorskip("openvino")
+    from crossrank.model.backends.openvino_backend import openvino_bf16_supported
+
+    exact = DenseEncoder(minilm_dir, max_length=128)
+    ov = DenseEncoder(minilm_dir, max_length=128, backend="openvino")
+    assert (exact.backend, ov.backend) == ("torch", "openvino") and "OpenVINO (requested)" in ov.precision_reason
+    assert ov.identity() != exact.identity()  # a vector cache never mixes them
+    reference = exact.encode(passages, show_progress=False)
+    np.testing.assert_allclose(ov.encode(passages, show_progress=False), reference, atol=1e-4)
+    if openvino_bf16_supported():
+        half = DenseEncoder(minilm_dir, max_length=128, precision="bf16", backend="openvino")
+        assert (half.encode(passages, show_progress=False) * reference).sum(1).min() > 0.999
+
+
+@pytest.mark.parametrize("openvino_seconds, expected", [(0.5, "openvino"), (1.0, "torch")])
+def test_auto_backend_follows_the_measurement(minilm_dir, monkeypatch, tmp_path, openvino_seconds, expected):
+    pytest.importorskip("openvino")
+    from crossrank.model.backends import precision
+    from crossrank.model.backends.base import update_json
+
+    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path))
+    probe = DenseEncoder(minilm_dir, max_length=128)
+    key = precision.cache_key(probe.model, probe.device, 16, 128, "dense-openvino-fp32")
+    update_json(tmp_path / precision.CACHE_FILE, key, {"seconds": {"torch": 1.0, "openvino": openvino_seconds}})
+    auto = DenseEncoder(minilm_dir, max_length=128, backend="auto")
+    assert auto.backend == expected and "cached measurement" in auto.precision_reason
+    assert ("measured 2.00x torch" in auto.precision_reason) == (expected == "openvino")
+
+
+def test_openvino_missing_names_the_extra(minilm_dir, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(ImportError, match=r"pip install crossrank\[openvino\]"):
+        DenseEncoder(minilm_dir, backend="openvino")
+    assert DenseEncoder(minilm_dir, backend="auto").backend == "torch"

@@ -57,7 +57,8 @@ def test_quickstart_writes_model_runs_report_and_plot(data_dir, tiny_model_dir, 
     kept = VectorCache(out / "dense_vectors.npz")
     bi_encoder = metrics["scoring_precision"]["bi_encoder"]
     assert bi_encoder["precision"] in ("fp32", "bf16") and "measured" in bi_encoder["reason"]
-    kept.bind(DenseEncoder(precision=bi_encoder["precision"], bf16_weights=bi_encoder["bf16_weights"]).identity())
+    kept.bind(DenseEncoder(precision=bi_encoder["precision"], bf16_weights=bi_encoder["bf16_weights"],
+                           backend=bi_encoder["backend"]).identity())
     assert len(kept) > 1000 and kept.missing(["a text no run embedded"]) == [0]
     model = CrossEncoder(out / "model")
     assert model.predict([("q", "p")]).shape == (1,)

@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
                    help="the cross-encoder's precision on the evaluation sets (default auto: bf16 where faster and faithful on the tune split)")
     p.add_argument("--dense-precision", choices=["auto", "fp32", "bf16"], default=None,
                    help="the bi-encoder's precision (default auto: bf16 where its forward pass measures faster on this host)")
+    p.add_argument("--dense-backend", choices=["auto", "torch", "openvino"], default=None,
+                   help="the bi-encoder's backend (default auto: OpenVINO where installed and measured faster on this host)")
     p.add_argument("--scifact-depth", type=integer(1), default=None, help="SciFact BM25 candidates reranked per query (default 30; 100 takes about twice as long)")
     p.add_argument("--window-keep", type=integer(0), default=None,
                    help="SciFact and BEIR-layout passages: windows scored per passage (default 3: the first and the two sharing most query tokens; 0: truncation)")
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = QuickstartConfig(data=args.data or default_data_dir(), output=args.output, base_model=args.base_model,
                            precision=args.precision, fusion=not args.no_fusion)
-    for name in ("max_steps", "epochs", "learning_rate", "scoring_precision", "dense_precision", "scifact_depth", "window_keep", "pseudo_queries", "scifact_pseudo_queries",
+    for name in ("max_steps", "epochs", "learning_rate", "scoring_precision", "dense_precision", "dense_backend", "scifact_depth", "window_keep", "pseudo_queries", "scifact_pseudo_queries",
                  "scifact_teacher_bm25", "beir_queries"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))

@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=integer(1), default=None, help="pairs per batch (default: bounded by a token budget)")
     p.add_argument("--max-length", type=integer(1), default=None)
     p.add_argument("--device", default=None)
+    add_backend_flags(p)
     p.add_argument("--fused", action="store_true",
                    help="fuse with the bi-encoder and first-stage scores as set in the model's fusion.json (the quickstart writes one)")
     add_long_passage_flags(p)
@@ -41,6 +42,15 @@ def _add_inputs(p: argparse.ArgumentParser, jsonl: bool = True) -> None:
     p.add_argument("--corpus", help="collection.tsv or corpus.jsonl")
     p.add_argument("--queries", help="queries TSV or queries.jsonl")
     p.add_argument("--depth", type=integer(1), default=100, help="candidates per query (default 100)")
+
+
+def add_backend_flags(p: argparse.ArgumentParser) -> None:
+    """--backend and --precision, as CrossEncoder takes them (`crossrank.model.backends`)."""
+    p.add_argument("--backend", choices=["auto", "torch", "onnx", "openvino"], default=None,
+                   help="inference backend (default auto: torch, or a current ONNX export measured faster here)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8", "fastest"], default=None,
+                   help="default auto: exact fp32 on CPU; fastest: the fastest path that passed "
+                        "`crossrank export --model DIR --precision all --check` on this host (exact where none did)")
 
 
 def add_long_passage_flags(p: argparse.ArgumentParser) -> None:
@@ -83,7 +93,7 @@ def run_rerank(args: argparse.Namespace) -> int:
     config = RerankConfig(format=args.format, tag=args.tag, batch_size=args.batch_size, long_passages=long_passages, window=window,
                           overwrite=args.overwrite)
     job = RerankJob(args.model, source_from_args(args), args.output, config, fused=args.fused, max_length=args.max_length,
-                    device=args.device, engine=_engine_from_args(args))
+                    device=args.device, engine=_engine_from_args(args), backend=args.backend, precision=args.precision)
     stats = run_rerank_job(job)
     print(f"reranked {stats.queries} queries ({stats.pairs} pairs, {stats.pairs_per_second:.1f} pairs/s"
           + (f"; {stats.skipped_queries} done before resume" if stats.skipped_queries else "") + f") -> {args.output}")

@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 
+from crossrank.cli.rerank import add_backend_flags
 from crossrank.cli.types import integer, number
 
 
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--timeout-s", type=number(0, above=True), default=60.0, help="per-request timeout; later answers 504 (default 60)")
     p.add_argument("--max-length", type=integer(1), default=None, help="tokens per pair (default: the model's)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when present)")
+    add_backend_flags(p)
     p.add_argument("--long-passages", choices=["truncate", "window"], default="truncate",
                    help="documents longer than max_length: truncate (default) or score windows and keep the best (MaxP); "
                         "docs/long_passages.md")
@@ -58,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"crossrank serve: error: {exc}", file=sys.stderr)
         return 2
-    serve_model(args.model, config_from_args(args), max_length=args.max_length, device=args.device)
+    serve_model(args.model, config_from_args(args), max_length=args.max_length, device=args.device, backend=args.backend,
+                precision=args.precision)
     return 0

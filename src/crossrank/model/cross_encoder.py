@@ -177,7 +177,9 @@ class CrossEncoder:
     def identity(self) -> str:
         """What decides this model's scores: its weights, max_length, activation, backend and precision
         (a resumed run checks it)."""
-        return f"{self.weights_fingerprint()}|{self.max_length}|{self.activation}|{self.backend}|{self.precision}"
+        variant = self.inference_backend.variant
+        return f"{self.weights_fingerprint()}|{self.max_length}|{self.activation}|{self.backend}|{self.precision}" + (
+            f"|{variant}" if variant else "")
 
     @property
     def max_length(self) -> int:

@@ -23,6 +23,9 @@ from crossrank.model.vector_cache import VectorCache
 
 logger = logging.getLogger(__name__)
 
+#: backend="auto" runs the bi-encoder on OpenVINO only where it measured at least this much faster than torch
+OPENVINO_MIN_GAIN = 1.10
+
 _POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
 
 
@@ -55,9 +58,10 @@ class DenseEncoder:
         max_length: tokens per text; default the model's `max_seq_length` (256 for all-MiniLM-L6-v2).
         device: default CUDA when present.
         batch_size: texts per forward pass, at most.
-        max_tokens_per_batch: padded tokens per forward pass, at most (default: 2,048 on CPU, where
-            smaller batches run faster: 84-99 vs 68-74 texts/s at 16 vs 64 DL19 passages per batch,
-            bf16, 2-core AMD host; 32,768 on CUDA).
+        max_tokens_per_batch: padded tokens per forward pass, at most (default: 2,048 on CPU, as the
+            cross-encoder; 32,768 on CUDA). It bounds memory on long texts; on a 2-core AMD host the
+            speed was the same within noise as 64 texts per batch (bf16: 2,000 MS MARCO passages
+            122-128 vs 113-130 texts/s, 500 SciFact abstracts 39-42 vs 40).
         precision: "fp32" (default, exact), "bf16": the forward pass under bf16 autocast, pooling
             and normalisation in fp32 -- faster only where the host runs bf16 natively -- or "auto":
             bf16 where a forward pass of this model measures faster than fp32 on this host
@@ -68,13 +72,18 @@ class DenseEncoder:
             autocast (`crossrank.model.backends.bf16_weights`; `bf16_weights` says which).
         bf16_weights: with bf16 on CPU, True: a copy cast to bf16 once; False: autocast; None (default):
             whichever measures faster on this host.
+        backend: "torch" (default), "openvino" (a conversion made in memory, `crossrank[openvino]`; f32,
+            or bf16 where the CPU has it natively) or "auto": OpenVINO where installed and its forward
+            pass measures at least `OPENVINO_MIN_GAIN` x torch's at this precision on this host
+            (`crossrank.model.backends.path_timing`, noise-guarded and cached). `precision_reason` says which.
         cache: a `VectorCache` (optionally backed by a file): each distinct text is embedded once for
             this set-up, across calls and restarts.
     """
 
     def __init__(self, model_name_or_path: str | os.PathLike | None = None, max_length: int | None = None,
                  device: str | torch.device | None = None, batch_size: int = 64, precision: str = "fp32", *,
-                 cache: VectorCache | None = None, max_tokens_per_batch: int | None = None, bf16_weights: bool | None = None):
+                 cache: VectorCache | None = None, max_tokens_per_batch: int | None = None, bf16_weights: bool | None = None,
+                 backend: str = "torch"):
         from transformers import AutoModel, AutoTokenizer
 
         if model_name_or_path is None:
@@ -85,6 +94,8 @@ class DenseEncoder:
             raise ValueError(f"batch_size must be >= 1, but got {batch_size}")
         if precision not in ("fp32", "bf16", "auto"):
             raise ValueError(f"DenseEncoder expects precision 'fp32', 'bf16' or 'auto', but got {precision!r}")
+        if backend not in ("torch", "openvino", "auto"):
+            raise ValueError(f"DenseEncoder expects backend 'torch', 'openvino' or 'auto', but got {backend!r}")
         self.path = resolve_model_path(model_name_or_path)
         safe = check_weight_files(self.path, allow_pickle=False)
         self.pooling = _pooling_mode(self.path)
@@ -110,6 +121,13 @@ class DenseEncoder:
                 self.precision_reason += f"; {variant.reason}"
             if bf16_weights:
                 self.bf16_weights, self._bf16_copy = True, cast_bf16(self.model)
+        self.backend, self._openvino = "torch", None
+        if backend == "openvino" and self.device.type != "cpu":
+            raise ValueError(f"the OpenVINO backend runs on CPU here, but the encoder is on {self.device}")
+        if backend != "torch" and self.device.type == "cpu":
+            self._openvino, why = self._resolve_backend(backend)
+            self.backend = "torch" if self._openvino is None else "openvino"
+            self.precision_reason += why
         self.cache = cache
         if cache is not None:
             cache.bind(self.identity())
@@ -124,11 +142,46 @@ class DenseEncoder:
         logger.info("bi-encoder precision %s: %s", choice.precision, choice.reason)
         return choice.precision, f"measured on {self.batch_size} x {width}-token forward passes: {choice.reason}"
 
+    def _resolve_backend(self, backend: str):
+        """(the OpenVINO encoder or None for torch, why) for backend "openvino" or "auto"."""
+        from crossrank.model.backends.openvino_backend import OpenVINOEncoder, openvino_available, openvino_bf16_supported
+        from crossrank.model.backends.path_timing import ROWS, WIDTH, time_paths
+        from crossrank.model.backends.precision import timing_batch
+
+        names = tuple(n for n in ("input_ids", "attention_mask", "token_type_ids") if n in self.tokenizer.model_input_names)
+        if backend == "openvino":
+            return OpenVINOEncoder(self.model, names, self.precision), "; OpenVINO (requested)"
+        if not openvino_available():
+            return None, "; torch (openvino not installed: `pip install crossrank[openvino]`)"
+        if self.precision == "bf16" and not openvino_bf16_supported():
+            return None, "; torch (this CPU has no native bf16 for OpenVINO)"
+        built = {}
+
+        def make_runs():
+            batch = {k: v for k, v in timing_batch(self.model, ROWS, WIDTH).items() if k in names}
+            arrays = {k: v.numpy() for k, v in batch.items()}
+            built["openvino"] = OpenVINOEncoder(self.model, names, self.precision)
+            return {"torch": lambda: self._torch_hidden(batch), "openvino": lambda: built["openvino"](arrays)}
+
+        timing = time_paths(self.model, f"dense-openvino-{self.precision}{'-weights' * self.bf16_weights}", make_runs)
+        gain = timing.ratio("torch", "openvino")
+        if gain < OPENVINO_MIN_GAIN:
+            return None, f"; torch (OpenVINO measured {gain:.2f}x torch: {timing.describe()})"
+        encoder = built.get("openvino") or OpenVINOEncoder(self.model, names, self.precision)
+        return encoder, f"; OpenVINO (measured {gain:.2f}x torch: {timing.describe()})"
+
+    def _torch_hidden(self, features: dict) -> torch.Tensor:
+        """The last hidden states of `features` (tensors on the device) in float32, by torch at this precision."""
+        model = self._bf16_copy if self.bf16_weights else self.model
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.precision == "bf16" and not self.bf16_weights):
+            return model(**features).last_hidden_state.float()
+
     def identity(self) -> str:
-        """What decides a vector: the weights, pooling, max_length and precision (a cache is bound to it)."""
+        """What decides a vector: the weights, pooling, max_length, precision and backend (a cache is bound to it)."""
         from crossrank.model.backends.base import weights_fingerprint
 
-        way = "-weights" if self.bf16_weights else ""
+        way = ("-weights" if self.bf16_weights else "") + ("|openvino" if self.backend == "openvino" else "")
         return f"{weights_fingerprint(self.model)}|{self.pooling}|{self.max_length}|{self.precision}{way}"
 
     def __repr__(self) -> str:
@@ -156,14 +209,13 @@ class DenseEncoder:
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=len(texts))
         disable = None if show_progress is None else not show_progress
-        model = self._bf16_copy if self.bf16_weights else self.model
-        autocast = self.precision == "bf16" and not self.bf16_weights
         with torch.inference_mode(), tqdm(total=len(texts), desc=desc, unit="text", disable=disable) as bar:
             for index in length_sorted_batches(lengths, batch_size, self.max_tokens_per_batch):
                 features = self.tokenizer.pad({k: [v[i] for i in index] for k, v in encoded.items()}, return_tensors="pt")
-                features = {k: v.to(self.device) for k, v in features.items()}
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    hidden = model(**features).last_hidden_state.float()
+                if self._openvino is not None:
+                    hidden = torch.from_numpy(self._openvino({k: v.numpy() for k, v in features.items()}))
+                else:
+                    hidden = self._torch_hidden({k: v.to(self.device) for k, v in features.items()})
                 if self.pooling == "cls":
                     pooled = hidden[:, 0]
                 else:

@@ -47,6 +47,12 @@ class RerankJob:
     max_length: int | None = None
     device: str | None = None
     engine: RayEngineConfig | None = None  # None: this process; else sharded over Ray workers
+    backend: str | None = None  # CrossEncoder's backend= (None: its rules, `crossrank.model.backends`)
+    precision: str | None = None  # CrossEncoder's precision=, "fastest" included
+
+    def model_kwargs(self) -> dict:
+        """What the cross-encoder is loaded with (here, or in each Ray worker)."""
+        return {"max_length": self.max_length, "device": self.device, "backend": self.backend, "precision": self.precision}
 
     def __post_init__(self) -> None:
         check_writable(self.output)
@@ -63,10 +69,10 @@ def load_ranker(job: RerankJob):
     if job.fused:
         from crossrank.model.fusion import FusedReranker
 
-        return FusedReranker.load(job.model, max_length=job.max_length, device=job.device)
+        return FusedReranker.load(job.model, **job.model_kwargs())
     from crossrank.model.cross_encoder import CrossEncoder
 
-    return CrossEncoder(job.model, max_length=job.max_length, device=job.device)
+    return CrossEncoder(job.model, **job.model_kwargs())
 
 
 def run_rerank_job(job: RerankJob) -> RerankStats:
@@ -75,8 +81,7 @@ def run_rerank_job(job: RerankJob) -> RerankStats:
     if job.engine is not None:
         from crossrank.pipeline.ray_engine import rerank_run_ray
 
-        return rerank_run_ray(job.model, candidates, job.output, job.config, {"max_length": job.max_length, "device": job.device},
-                              job.engine)
+        return rerank_run_ray(job.model, candidates, job.output, job.config, job.model_kwargs(), job.engine)
     return rerank_run(load_ranker(job), candidates, job.output, job.config, total_pairs=sum(len(c) for c in candidates))
 
 

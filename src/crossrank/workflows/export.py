@@ -38,10 +38,19 @@ class ExportResult:
     default_backend: str | None = None  # what CrossEncoder(model) now picks on this host
     report: FidelityReport | None = None
     record: Path | None = None
+    reports: list[FidelityReport] = field(default_factory=list)  # --precision all: one per lossy path checked
+    skipped: list[str] = field(default_factory=list)  # --precision all: the lossy paths this host cannot run, and why
+
+
+#: every lossy path, fastest-looking first; `--precision all --check` checks those this host runs
+LOSSY_PATHS = (("openvino", "bf16"), ("torch", "bf16"), ("onnx", "int8"), ("torch", "int8"))
 
 
 def export_model(config: ExportConfig) -> ExportResult:
-    """Export (and time, and with `config.check` check and record) the model at `config.model`."""
+    """Export (and time, and with `config.check` check and record) the model at `config.model`;
+    precision "all" checks and records every lossy path this host runs (what precision="fastest" reads)."""
+    if config.precision == "all":
+        return check_all(config)
     if config.backend not in ("onnx", "torch", "openvino"):
         raise ValueError(f"--backend must be onnx, torch or openvino, but got {config.backend!r}")
     allowed = {"onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16")}.get(config.backend, ("fp32", "bf16", "int8"))
@@ -73,3 +82,34 @@ def default_dl19_dir(data: str | os.PathLike | None = None) -> Path:
     """--data as given (the trec-dl19 folder or the folder holding it), else $CROSSRANK_DATA, else ./data."""
     root = Path(data) if data else Path(os.environ.get("CROSSRANK_DATA", "data"))
     return root / "trec-dl19" if (root / "trec-dl19").is_dir() else root
+
+
+def check_all(config: ExportConfig) -> ExportResult:
+    """The fidelity check of every lossy path in `LOSSY_PATHS` that this host runs, each recorded."""
+    from crossrank.model.backends import onnx_available, openvino_available
+    from crossrank.model.backends.openvino_backend import openvino_bf16_supported
+
+    if config.check is None:
+        raise ValueError("--precision all checks every lossy path: it needs --check")
+    result = ExportResult()
+    with fidelity_warnings(False):
+        ce = CrossEncoder(config.model, max_length=config.max_length, device="cpu", backend="torch", precision="fp32")
+    missing = {"onnx": (onnx_available, "onnxruntime not installed: `pip install crossrank[onnx]`"),
+               "openvino": (openvino_available, "openvino not installed: `pip install crossrank[openvino]`")}
+    for backend, precision in LOSSY_PATHS:
+        available, why = missing.get(backend, (lambda: True, ""))
+        if not available():
+            result.skipped.append(f"{backend} {precision}: {why}")
+            continue
+        if backend == "openvino" and not openvino_bf16_supported():
+            result.skipped.append(f"{backend} {precision}: this CPU has no native bf16 for OpenVINO")
+            continue
+        if backend == "onnx":
+            result.files.append(ensure_export(ce, precision, force=config.force))
+        with fidelity_warnings(False), ce.using_backend(backend, precision) as runs:
+            if runs.precision != precision:  # torch bf16 where the host measured it slower than fp32
+                result.skipped.append(f"{backend} {precision}: {runs.reason}")
+                continue
+        result.reports.append(check_fidelity(ce, backend, precision, config.check, record=True))
+    result.record = record_path(ce.path)
+    return result

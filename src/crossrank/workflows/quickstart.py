@@ -56,7 +56,11 @@ class QuickstartConfig:
     eval_steps: int = 100  # tune evaluations (~19 s each here) at 100, 200, 300: in the quickstart runs of recipes 6-7 the best checkpoint was the last one
     precision: str = "auto"  # auto: each precision timed on the model's training step, the fastest used
     scoring_precision: str = "auto"  # evaluation sets' cross-encoder: auto = bf16 where faster and faithful on the tune split, else fp32
+    # faithful there: top-10 overlap >= 0.95 and nDCG@10 within this of fp32. The tune split judges one passage per query, so
+    # one swap of ranks 1 and 2 moves nDCG@10 by 0.0037 over 100 queries: 0.01 allows two (0.005 refused bf16 paths at overlap 0.992-0.996)
+    scoring_max_ndcg_diff: float = 0.01
     dense_precision: str = "auto"  # the bi-encoder's: auto = bf16 where its forward pass measures faster (2.1-2.3x, cosines >= 0.9999)
+    dense_backend: str = "auto"  # auto: OpenVINO where installed and measured >= 1.1x torch at that precision (DenseEncoder)
     dl19_depth: int = 100
     scifact_depth: int = 30  # 100 doubles the run time on a 2-core CPU; --scifact-depth 100 for the full job
     scifact_max_length: int = 96  # the training length: 96 >= 128 > 256 on a SciFact train-query sample (docs/recipes.md), and faster
@@ -203,7 +207,7 @@ def check_settings(cfg: QuickstartConfig) -> None:
         "teacher_scale": positive, "label_weight": Range(0), "pseudo_queries": Range(0, integer=True),
         "scifact_pseudo_queries": Range(0, integer=True), "scifact_teacher_bm25": Range(0), "freeze_layers": Range(0, integer=True), "epochs": positive,
         "max_steps": Range(1, integer=True, also=(-1,)), "batch_size": count, "num_negatives": count, "max_length": count,
-        "rerank_max_length": count, "eval_steps": count, "scifact_max_length": count, "feedback_depth": Range(0, integer=True),
+        "rerank_max_length": count, "eval_steps": count, "scoring_max_ndcg_diff": Range(0), "scifact_max_length": count, "feedback_depth": Range(0, integer=True),
         "feedback_weight": Range(0), "fusion_min_gain": Range(0), "seed": Range(0, integer=True)})
 
 
@@ -220,7 +224,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     # one bi-encoder pass per distinct text over the whole job, kept on disk so that a restart embeds nothing twice
-    dense = (DenseEncoder(precision=cfg.dense_precision, cache=VectorCache(out / "dense_vectors.npz"))
+    dense = (DenseEncoder(precision=cfg.dense_precision, cache=VectorCache(out / "dense_vectors.npz"), backend=cfg.dense_backend)
              if cfg.fusion or cfg.teacher == "minilm" else None)
     if dense is not None:
         print(f"      bi-encoder precision: {dense.precision} ({dense.precision_reason})", flush=True)
@@ -234,7 +238,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     dense = dense if cfg.fusion else None
     choice, scoring = fusion_step(cfg, model, dense, tc)
     results = Results(out, scoring={"cross_encoder": scoring.record()} | (
-        {} if dense is None else {"bi_encoder": {"precision": dense.precision, "bf16_weights": dense.bf16_weights,
+        {} if dense is None else {"bi_encoder": {"precision": dense.precision, "bf16_weights": dense.bf16_weights, "backend": dense.backend,
                                         "reason": dense.precision_reason}}))
     dl19_step(cfg, model, dense, choice, results)
     scifact_step(cfg, model, dense, choice, results)
@@ -253,14 +257,15 @@ def fusion_step(cfg: QuickstartConfig, model, dense, tc):
     from crossrank.model.backends.selection import fidelity_warnings
     from crossrank.model.fusion import FusedReranker
     from crossrank.training.datasets import build_evaluator
-    from crossrank.workflows.scoring_precision import ScoringPrecision, choose_scoring_precision
+    from crossrank.workflows.scoring_precision import FidelityBar, ScoringPrecision, choose_scoring_precision
 
     print("[2/5] scoring the tune split: the evaluation sets' precision and score fusion")
     tune_eval = build_evaluator(tc.eval, name="tune")
     tune_cands = tune_eval.candidate_lists()
     tune_scored, _ = score_candidates(tune_cands, model, dense)
     tune_qrels = {q: tune_eval.qrels[q] for q in tune_eval.candidates if q in tune_eval.qrels}
-    scoring = (choose_scoring_precision(model, tune_cands, tune_scored.scores["cross_encoder"], tune_qrels)
+    bar = FidelityBar(max_ndcg_diff=cfg.scoring_max_ndcg_diff)
+    scoring = (choose_scoring_precision(model, tune_cands, tune_scored.scores["cross_encoder"], tune_qrels, bar)
                if cfg.scoring_precision == "auto" else ScoringPrecision(cfg.scoring_precision, "set in the config"))
     with fidelity_warnings(False):
         model.set_backend(scoring.backend, scoring.precision)

@@ -31,13 +31,18 @@ The rules when `backend` / `precision` are left out (None or "auto"):
    `crossrank.workflows.fidelity`, its records `fidelity_records`): without a passing record for
    these weights, this host kind and this way of running the precision (autocast or bf16 weights),
    loading one logs a warning with the command to run; it does not raise.
-5. OpenVINO runs only when asked for (`backend="openvino"`); bf16 on a CPU without native bf16
+5. precision="fastest" (also `crossrank rerank|serve --precision fastest`): of the lossy paths that
+   passed `crossrank export --model DIR --precision all --check` for these weights on this host kind
+   and can run here, the one whose check measured the highest pairs/s against fp32; the exact
+   default where none did (one log line says why). Lossy paths are never taken on trust.
+6. OpenVINO runs only when asked for (`backend="openvino"`); bf16 on a CPU without native bf16
    logs a warning and runs fp32.
-6. Impossible combinations raise ValueError: onnx or openvino on CUDA, onnx with bf16/fp16, fp16 on CPU,
+7. Impossible combinations raise ValueError: onnx or openvino on CUDA, onnx with bf16/fp16, fp16 on CPU,
    int8 on CUDA, a precision other than the weights' dtype when loaded with `dtype=`.
 
-A backend copy of the weights (torch int8, torch bf16 weights, onnx) notices when the torch module's weights change in
-place (training, load_state_dict): torch int8 quantises again, onnx falls back to torch.
+A backend copy of the weights (torch int8, torch bf16 weights, onnx, openvino) notices when the torch module's weights
+change in place (training, load_state_dict): torch int8 quantises again, bf16 weights are cast again, openvino converts
+again, onnx falls back to torch.
 """
 from crossrank.model.backends.base import BACKENDS, PRECISIONS, Backend, cpu_info, host_key
 from crossrank.model.backends.fidelity_records import passing_record

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass
 
 import torch
 
-from crossrank.model.backends.base import cache_dir, cpu_info, read_json, update_json
-from crossrank.model.backends.precision import CACHE_FILE, cache_key, measure_precisions, own_forward, timing_batch
+from crossrank.model.backends.path_timing import ROWS, WIDTH, PathTiming, time_paths
+from crossrank.model.backends.precision import own_forward, timing_batch
 
 logger = logging.getLogger(__name__)
 
 #: the bf16 copy must measure at least this much faster than bf16 autocast to replace it
 MIN_GAIN = 1.05
-ROWS, WIDTH = 16, 128
 MODE = "inference-bf16-weights"
 
 
@@ -54,50 +52,30 @@ def choose_bf16_variant(model: torch.nn.Module, refresh: bool = False, rounds: i
     device = next(model.parameters()).device
     if device.type != "cpu":
         return Bf16Variant(False, f"autocast (the model runs on {device})", 0.0)
-    key = cache_key(model, device, ROWS, WIDTH, MODE)
-    path = cache_dir() / CACHE_FILE
-    entry = read_json(path).get(key)
-    if not refresh and isinstance(entry, dict) and _timed(entry.get("seconds")):
-        return _decide(entry["seconds"], cached=True)
-    timings = measure_precisions(_timer(model), ["autocast", "weights"], rounds)
-    seconds, noise = timings.median, timings.noise()
-    if noise:
-        logger.warning("bf16 autocast vs bf16 weights measurement is noisy, used for this run only and not cached: %s", noise)
-    else:
-        update_json(path, key, {"seconds": seconds, "rounds": timings.rounds, "other_cores": timings.other_cores,
-                                "rows": ROWS, "width": WIDTH, "mode": MODE, "host": cpu_info(),
-                                "measured": time.strftime("%Y-%m-%d %H:%M:%S")})
-    return _decide(seconds, cached=False)
+    timing = time_paths(model, MODE, lambda: _runs(model), refresh=refresh, rounds=rounds)
+    return _decide(timing)
 
 
-def _timed(seconds) -> bool:
-    return isinstance(seconds, dict) and all(isinstance(seconds.get(k), (int, float)) for k in ("autocast", "weights"))
-
-
-def _decide(seconds: dict, cached: bool) -> Bf16Variant:
-    auto, weights = float(seconds["autocast"]), float(seconds["weights"])
-    gain = auto / weights if 0 < weights < float("inf") and auto < float("inf") else 0.0
-    shown = f"autocast {auto:.3f}s, bf16 weights {weights:.3f}s per 16 x 128-token forward pass"
+def _decide(timing: PathTiming) -> Bf16Variant:
+    gain = timing.ratio("autocast", "weights")
     use = gain >= MIN_GAIN
     verdict = f"bf16 weights measured {gain:.2f}x autocast" if gain else "bf16 weights could not run"
-    reason = f"{verdict} ({shown}): {'weights cast once' if use else 'autocast'}" + ("; cached measurement" if cached else "")
-    return Bf16Variant(use, reason, gain, cached)
+    reason = f"{verdict} ({timing.describe()}): {'weights cast once' if use else 'autocast'}"
+    return Bf16Variant(use, reason, gain, timing.cached)
 
 
-def _timer(model: torch.nn.Module):
-    """`measure(variant) -> seconds` of one forward pass: "autocast" on `model`, "weights" on its bf16 copy."""
+def _runs(model: torch.nn.Module) -> dict:
+    """One forward pass each: "autocast" on `model`, "weights" on its bf16 copy (random tokens, inference mode)."""
     batch = timing_batch(model, ROWS, WIDTH)
     modules = {"autocast": own_forward(model), "weights": own_forward(cast_bf16(model))}
 
-    def measure(variant: str) -> float:
+    def run(variant: str):
         was_training = model.training
         model.eval()
         try:
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "autocast"):
-                start = time.perf_counter()
                 modules[variant](**batch)
-                return time.perf_counter() - start
         finally:
             model.train(was_training)
 
-    return measure
+    return {name: (lambda name=name: run(name)) for name in modules}

@@ -56,3 +56,15 @@ def passing_record(ce, backend: str, precision: str, variant: str = "") -> dict 
     if entry and entry.get("passed") and entry.get("fingerprint") == ce.weights_fingerprint():
         return entry
     return None
+
+
+def passing_records(ce) -> list[dict]:
+    """Every passing record for the CrossEncoder `ce`'s weights on this host kind (each holds its
+    backend, precision, variant and the pairs/s of the path and of fp32 measured in its check)."""
+    host, fingerprint = host_key(threads=False), ce.weights_fingerprint()
+    found = []
+    for per_host in read_json(record_path(ce.path)).values():
+        entry = per_host.get(host) if isinstance(per_host, dict) else None
+        if isinstance(entry, dict) and entry.get("passed") and entry.get("fingerprint") == fingerprint:
+            found.append(entry)
+    return found

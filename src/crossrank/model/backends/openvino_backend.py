@@ -42,9 +42,11 @@ def require_openvino():
 
 
 def openvino_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("openvino") is not None
+    try:
+        require_openvino()
+    except ImportError:
+        return False
+    return True
 
 
 def openvino_bf16_supported() -> bool:
@@ -57,20 +59,21 @@ def openvino_dir(model_path: str | os.PathLike) -> Path:
     return model_subdir(model_path, "openvino")
 
 
-class _Logits(torch.nn.Module):
-    """Keyword inputs -> the logits alone (the converted graph's one output)."""
+class _Output(torch.nn.Module):
+    """Keyword inputs -> one output of the model (`logits`, `last_hidden_state`): the converted graph's only output."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, output: str):
         super().__init__()
         self.model = model
+        self.output = output
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
+        return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs), self.output)
 
 
-def convert(model: torch.nn.Module, names: tuple[str, ...]):
-    """`model` (fp32 weights) as an OpenVINO model with dynamic batch and length."""
+def convert(model: torch.nn.Module, names: tuple[str, ...], output: str = "logits"):
+    """`model` (fp32 weights) as an OpenVINO model with dynamic batch and length, its `output` the graph's output."""
     ov = require_openvino()
     if next(model.parameters()).dtype != torch.float32:
         raise ValueError("the OpenVINO conversion needs the model's fp32 weights; load it without dtype=")
@@ -82,7 +85,7 @@ def convert(model: torch.nn.Module, names: tuple[str, ...]):
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the tracer's notices
-            converted = ov.convert_model(_Logits(model), example_input=example)
+            converted = ov.convert_model(_Output(model, output), example_input=example)
     finally:
         model.train(was_training)
     converted.reshape({p.get_any_name(): ov.PartialShape([-1, -1]) for p in converted.inputs})
@@ -106,6 +109,32 @@ def load_or_convert(model: torch.nn.Module, folder: Path, fingerprint: str, name
     return converted
 
 
+def compile_cpu(converted, precision: str):
+    """(compiled model, infer request) on the CPU plugin at `precision`, one request using every torch thread."""
+    ov = require_openvino()
+    config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    compiled = ov.Core().compile_model(converted, "CPU", config)
+    return compiled, compiled.create_infer_request()
+
+
+class OpenVINOEncoder:
+    """A transformer body converted for OpenVINO in memory (a bi-encoder: not trained here, so never
+    stale), called on int64 arrays; returns the last hidden states as float32."""
+
+    def __init__(self, model: torch.nn.Module, names: tuple[str, ...], precision: str = "fp32"):
+        if precision not in HINTS:
+            raise ValueError(f"the OpenVINO backend runs fp32 or bf16, but got {precision!r}")
+        if precision == "bf16" and not openvino_bf16_supported():
+            raise ValueError("OpenVINO runs bf16 natively only on CPUs with AVX512-BF16 or AMX, which this host lacks; use fp32")
+        self.names = tuple(names)
+        self.compiled, self.request = compile_cpu(convert(model, self.names, "last_hidden_state"), precision)
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        result = self.request.infer({n: np.asarray(arrays[n], dtype=np.int64) for n in self.names})
+        return np.asarray(result[self.compiled.output(0)], dtype=np.float32)
+
+
 class OpenVINOBackend(Backend):
     """Runs the converted model with OpenVINO's CPU plugin; the conversion is made again when the
     torch module's weights change (training), as the torch int8 copy is."""
@@ -126,11 +155,7 @@ class OpenVINOBackend(Backend):
         self._compile(load_or_convert(model, self.folder, fingerprint, self.names))
 
     def _compile(self, converted) -> None:
-        ov = require_openvino()
-        config = {"INFERENCE_PRECISION_HINT": HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-        self.compiled = ov.Core().compile_model(converted, "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        self.compiled, self.request = compile_cpu(converted, self.precision)
         self._version = weights_version(self.source)
 
     @property

@@ -14,7 +14,6 @@ import torch
 
 from crossrank.model.backends.base import (
     Backend,
-    cache_dir,
     backend_name,
     cpu_info,
     host_key,
@@ -24,7 +23,7 @@ from crossrank.model.backends.base import (
     update_json,
 )
 from crossrank.model.backends.bf16_weights import choose_bf16_variant
-from crossrank.model.backends.fidelity_records import passing_record
+from crossrank.model.backends.fidelity_records import passing_record, passing_records
 from crossrank.model.backends.onnx_backend import (
     EXPORT_RECORD,
     FILES,
@@ -42,7 +41,8 @@ from crossrank.model.backends.openvino_backend import (
     openvino_dir,
     require_openvino,
 )
-from crossrank.model.backends.precision import CACHE_FILE, cache_key, choose_precision, measure_precisions
+from crossrank.model.backends.path_timing import ROWS, WIDTH, time_paths
+from crossrank.model.backends.precision import choose_precision
 from crossrank.model.backends.torch_backend import TorchBackend
 
 logger = logging.getLogger(__name__)
@@ -80,35 +80,23 @@ def model_bf16_speedup(ce, refresh: bool = False) -> float:
 
 def openvino_speedup(ce, precision: str = "bf16", refresh: bool = False) -> float:
     """torch fp32 time / OpenVINO `precision` time of this model's forward pass (16 x 128 tokens) on this
-    host: alternating rounds, medians, noise-guarded and cached per host kind and model shape like
-    `model_bf16_speedup` (0 where OpenVINO is not installed or cannot run `precision` natively)."""
+    host (`path_timing.time_paths`: alternating rounds, medians, noise-guarded, cached per host kind and
+    model shape); 0 where OpenVINO is not installed or cannot run `precision` natively."""
     if not openvino_available() or (precision == "bf16" and not openvino_bf16_supported()):
         return 0.0
-    key = cache_key(ce.model, ce.device, 16, 128, f"inference-openvino-{precision}")
-    path = cache_dir() / CACHE_FILE
-    entry = read_json(path).get(key)
-    if not refresh and isinstance(entry, dict) and isinstance(entry.get("speedup"), (int, float)):
-        return float(entry["speedup"])
-    batch = random_batch(ce.model, 16, 128, token_types=ce.uses_token_types)
-    with fidelity_warnings(False):
-        backends = {"fp32": TorchBackend(ce.model, ce.device, "fp32"), "openvino": _openvino(ce, precision)}
 
-    def measure(name: str) -> float:
-        with backends[name].session():
-            start = time.perf_counter()
-            backends[name].run(batch)
-            return time.perf_counter() - start
+    def make_runs():
+        batch = random_batch(ce.model, ROWS, WIDTH, token_types=ce.uses_token_types)
+        with fidelity_warnings(False):
+            backends = {"fp32": TorchBackend(ce.model, ce.device, "fp32"), "openvino": _openvino(ce, precision)}
 
-    timings = measure_precisions(measure, ["fp32", "openvino"], 3)
-    seconds = timings.median
-    speedup = seconds["fp32"] / seconds["openvino"] if 0 < seconds["openvino"] < float("inf") else 0.0
-    noise = timings.noise()
-    if noise:
-        logger.warning("OpenVINO timing is noisy, used for this run only and not cached: %s", noise)
-    else:
-        update_json(path, key, {"speedup": speedup, "seconds": seconds, "rounds": timings.rounds, "host": cpu_info(),
-                                "measured": time.strftime("%Y-%m-%d %H:%M:%S")})
-    return speedup
+        def run(b: Backend):
+            with b.session():
+                b.run(batch)
+
+        return {name: (lambda b=b: run(b)) for name, b in backends.items()}
+
+    return time_paths(ce.model, f"inference-openvino-{precision}", make_runs, refresh=refresh).ratio("fp32", "openvino")
 
 
 def time_backends(backends: dict[str, Backend], batch: dict[str, np.ndarray], rounds: int = 5) -> dict[str, float]:
@@ -155,6 +143,8 @@ def ensure_export(ce, precision: str, force: bool = False):
 # ---------------------------------------------------------------------------------- the rules
 def create_backend(ce, backend: str | None = None, precision: str | None = None) -> Backend:
     """Build the backend that `ce` scores with; `backend.reason` says why it was chosen."""
+    if isinstance(precision, str) and precision.strip().lower() == "fastest":
+        return _fastest(ce, backend_name(backend))
     want_b, want_p = backend_name(backend), precision_name(precision)
     device = ce.device
     weight_dtype = next(ce.model.parameters()).dtype
@@ -205,6 +195,34 @@ def create_backend(ce, backend: str | None = None, precision: str | None = None)
         path = ensure_export(ce, p)
         return _done(OnnxBackend(path, p, source=ce.model), reason, ce)
     return _auto_cpu(ce, p, reason)
+
+
+def _fastest(ce, want_b: str | None) -> Backend:
+    """precision='fastest': of the lossy paths that passed `crossrank export --check` for these weights
+    on this host kind (and can run here), the one whose check measured it fastest against fp32; the
+    exact default where none did, with one log line saying why."""
+    usable = []
+    for record in passing_records(ce):
+        name, p = record.get("backend"), record.get("precision")
+        runs_here = {"onnx": onnx_available, "openvino": openvino_available}.get(name, lambda: name == "torch")()
+        speed, base = record.get("pairs_per_second") or 0.0, record.get("fp32_pairs_per_second") or 0.0
+        if runs_here and p != "fp32" and base > 0 and want_b in (None, name):
+            usable.append((speed / base, name, p, record.get("variant", "")))
+    best = max(usable, default=None)
+    if best is None or best[0] <= 1.0:
+        why = (f"no lossy path has passed `crossrank export --model {ce.path} --precision all --check` for these weights on this host"
+               if best is None else f"the fastest passing path ({best[1]} {best[2]}) was not faster than fp32 in its check")
+        logger.info("precision='fastest': %s; scoring exact", why)
+        b = create_backend(ce, want_b, None)
+        b.reason = f"fastest: {why}; exact ({b.reason})"
+        return b
+    ratio, name, p, variant = best
+    b = create_backend(ce, name, p)
+    b.reason = f"fastest passing path: {b.describe()} ({ratio:.2f}x fp32 in its fidelity check; {b.reason})"
+    if b.variant != variant:
+        logger.warning("precision='fastest': %s was checked as %r but runs as %r here now; run the check again",
+                       b.describe(), variant or "autocast", b.variant or "autocast")
+    return b
 
 
 def _openvino(ce, p: str) -> Backend:
