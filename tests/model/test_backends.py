@@ -3,7 +3,6 @@ check and its records, and `crossrank export` end to end (tiny model; one slow t
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import types
 
@@ -16,25 +15,7 @@ from crossrank.model.backends import OnnxBackend, TorchBackend, passing_record, 
 from crossrank.model.backends.base import precision_name, weights_fingerprint
 from crossrank.workflows.fidelity import FidelityConfig, check_fidelity, compare_runs, top_k_overlap
 
-PAIRS = [
-    ("what is a cat", "a cat is a small domesticated carnivorous mammal"),
-    ("how tall is everest", "Mount Everest is 8,849 metres high"),
-    ("what is a cat", "the stock market fell today"),
-    ("how tall is everest", "everest"),
-] * 3
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Host measurements go to a per-test cache, not ~/.cache."""
-    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def tiny_copy(tiny_model_dir, tmp_path):
-    """A private copy of the tiny model: exports and records are written beside it."""
-    folder = tmp_path / "tiny"
-    shutil.copytree(tiny_model_dir, folder)
-    return folder
+pytestmark = pytest.mark.usefixtures("private_cache")  # host measurements in a per-test cache (conftest)
 
 
 @pytest.fixture
@@ -89,15 +70,15 @@ def test_default_on_cuda_is_half_autocast_with_fp32_scores(tiny_copy, monkeypatc
         selection.create_backend(_cuda_stub(model), "torch", "int8")
 
 
-def test_half_weights_run_in_their_dtype(tiny_copy):
+def test_half_weights_run_in_their_dtype(tiny_copy, pairs):
     ce = CrossEncoder(tiny_copy, dtype="bf16")
     assert (ce.backend, ce.precision) == ("torch", "bf16")
-    assert ce.predict(PAIRS).dtype == np.float32
+    assert ce.predict(pairs).dtype == np.float32
     with pytest.raises(ValueError, match="fp32 weights"):
         CrossEncoder(tiny_copy, dtype="bf16", backend="onnx")
 
 
-def test_cpu_bf16_is_chosen_by_measurement_not_by_flag(tiny_copy, monkeypatch, caplog):
+def test_cpu_bf16_is_chosen_by_measurement_not_by_flag(tiny_copy, monkeypatch, caplog, pairs):
     monkeypatch.setattr(selection, "model_bf16_speedup", lambda ce, refresh=False: 0.8)
     with caplog.at_level(logging.WARNING):
         slow = CrossEncoder(tiny_copy, precision="bf16")
@@ -108,7 +89,7 @@ def test_cpu_bf16_is_chosen_by_measurement_not_by_flag(tiny_copy, monkeypatch, c
         fast = CrossEncoder(tiny_copy, precision="bf16")
     assert fast.precision == "bf16" and fast.inference_backend.lossy
     assert "no passing fidelity check" in caplog.text and "--backend torch" in caplog.text
-    np.testing.assert_allclose(fast.predict(PAIRS), slow.predict(PAIRS), atol=0.05)
+    np.testing.assert_allclose(fast.predict(pairs), slow.predict(pairs), atol=0.05)
 
 
 def test_bf16_measurement_times_the_model_and_is_cached(tiny_copy, tmp_path, monkeypatch):
@@ -152,24 +133,24 @@ def test_weights_fingerprint_is_cached_until_the_weights_change(tiny_copy):
     assert ce.weights_fingerprint() != first and ce.weights_fingerprint() == weights_fingerprint(ce.model)
 
 
-def test_torch_int8_quantises_a_copy_and_follows_weight_changes(tiny_copy):
+def test_torch_int8_quantises_a_copy_and_follows_weight_changes(tiny_copy, pairs):
     ce = CrossEncoder(tiny_copy, backend="torch", precision="int8")
     assert ce.precision == "int8" and ce.inference_backend.lossy
     module = ce.inference_backend.module
     assert module is not ce.model
     assert any("quantized" in type(m).__module__ for m in module.modules())
     assert type(module.classifier).__name__ == "Linear"  # the head stays fp32
-    fp32 = CrossEncoder(tiny_copy).predict(PAIRS)
-    np.testing.assert_allclose(ce.predict(PAIRS), fp32, atol=0.05)
+    fp32 = CrossEncoder(tiny_copy).predict(pairs)
+    np.testing.assert_allclose(ce.predict(pairs), fp32, atol=0.05)
     with torch.no_grad():  # an in-place change, as an optimizer step makes
         for p in ce.model.bert.encoder.parameters():
             p.mul_(1.5)
-    after = ce.predict(PAIRS)
+    after = ce.predict(pairs)
     assert ce.inference_backend.module is not module  # quantised again
     # the same batches through a copy quantised from the new weights (dynamic int8 scales
     # activations per batch, so scores depend on the batching: compare like with like)
     ce.inference_backend = TorchBackend(ce.model, ce.device, "int8")
-    np.testing.assert_allclose(after, ce.predict(PAIRS), atol=1e-6)
+    np.testing.assert_allclose(after, ce.predict(pairs), atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------- onnx
@@ -179,18 +160,18 @@ def test_onnx_missing_names_the_extra(tiny_copy, monkeypatch):
         CrossEncoder(tiny_copy, backend="onnx")
 
 
-def test_onnx_export_is_cached_beside_the_model_and_matches_torch(tiny_copy):
+def test_onnx_export_is_cached_beside_the_model_and_matches_torch(tiny_copy, pairs):
     needs_onnx()
-    torch_scores = CrossEncoder(tiny_copy).predict(PAIRS)
+    torch_scores = CrossEncoder(tiny_copy).predict(pairs)
     ce = CrossEncoder(tiny_copy, backend="onnx")
     assert isinstance(ce.inference_backend, OnnxBackend) and ce.precision == "fp32"
     onnx_file = tiny_copy / "onnx" / "model.onnx"
     assert onnx_file.exists() and (tiny_copy / "onnx" / "export.json").exists()
-    np.testing.assert_allclose(ce.predict(PAIRS), torch_scores, atol=1e-5)
+    np.testing.assert_allclose(ce.predict(pairs), torch_scores, atol=1e-5)
     mtime = onnx_file.stat().st_mtime_ns
     again = CrossEncoder(tiny_copy, backend="onnx")  # a current export is reused, not made again
     assert onnx_file.stat().st_mtime_ns == mtime
-    np.testing.assert_allclose(again.predict(PAIRS), torch_scores, atol=1e-5)
+    np.testing.assert_allclose(again.predict(pairs), torch_scores, atol=1e-5)
 
 
 def test_auto_uses_onnx_only_when_exported_and_measured_faster(tiny_copy, monkeypatch):
@@ -210,28 +191,28 @@ def test_auto_uses_onnx_only_when_exported_and_measured_faster(tiny_copy, monkey
     assert other.backend == "torch" and "stale" in other.inference_backend.reason
 
 
-def test_onnx_session_falls_back_to_torch_when_weights_change(tiny_copy, caplog):
+def test_onnx_session_falls_back_to_torch_when_weights_change(tiny_copy, caplog, pairs):
     needs_onnx()
     ce = CrossEncoder(tiny_copy, backend="onnx")
-    ce.predict(PAIRS)
+    ce.predict(pairs)
     with torch.no_grad():
         ce.model.classifier.weight.mul_(-1)
     with caplog.at_level(logging.WARNING):
-        scores = ce.predict(PAIRS)
+        scores = ce.predict(pairs)
     assert ce.backend == "torch" and "weights changed" in caplog.text
-    np.testing.assert_allclose(scores, _torch_scores(ce), atol=1e-5)
+    np.testing.assert_allclose(scores, _torch_scores(ce, pairs), atol=1e-5)
 
 
-def _torch_scores(ce):
+def _torch_scores(ce, pairs):
     with torch.inference_mode():
-        return ce.model(**ce.features([q for q, _ in PAIRS], [p for _, p in PAIRS])).logits[:, 0].numpy()
+        return ce.model(**ce.features([q for q, _ in pairs], [p for _, p in pairs])).logits[:, 0].numpy()
 
 
-def test_onnx_int8_export(tiny_copy):
+def test_onnx_int8_export(tiny_copy, pairs):
     needs_onnx()
     ce = CrossEncoder(tiny_copy, backend="onnx", precision="int8")
     assert (tiny_copy / "onnx" / "model_int8.onnx").exists() and ce.inference_backend.lossy
-    np.testing.assert_allclose(ce.predict(PAIRS), CrossEncoder(tiny_copy).predict(PAIRS), atol=0.05)
+    np.testing.assert_allclose(ce.predict(pairs), CrossEncoder(tiny_copy).predict(pairs), atol=0.05)
 
 
 # ---------------------------------------------------------------------------------- fidelity

@@ -3,7 +3,6 @@ measurement that picks it, the selection, its own fidelity records, and its rank
 from __future__ import annotations
 
 import logging
-import shutil
 
 import numpy as np
 import pytest
@@ -17,24 +16,7 @@ from crossrank.model.backends.bf16_weights import Bf16Variant, cast_bf16, choose
 from crossrank.model.backends.path_timing import PathTiming
 from crossrank.workflows.fidelity import FidelityConfig, check_fidelity
 
-PAIRS = [
-    ("what is a cat", "a cat is a small domesticated carnivorous mammal"),
-    ("how tall is everest", "Mount Everest is 8,849 metres high"),
-    ("what is a cat", "the stock market fell today"),
-    ("how tall is everest", "everest"),
-] * 3
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def tiny_copy(tiny_model_dir, tmp_path):
-    folder = tmp_path / "tiny"
-    shutil.copytree(tiny_model_dir, folder)
-    return folder
+pytestmark = pytest.mark.usefixtures("private_cache")  # host measurements in a per-test cache (conftest)
 
 
 @pytest.fixture
@@ -58,23 +40,23 @@ def test_cast_copy_is_bf16_and_leaves_the_source_alone(tiny_copy):
     assert {p.dtype for p in ce.model.parameters()} == {torch.float32}
 
 
-def test_bf16_weights_backend_scores_near_fp32_and_follows_weight_changes(tiny_copy):
+def test_bf16_weights_backend_scores_near_fp32_and_follows_weight_changes(tiny_copy, pairs):
     ce = CrossEncoder(tiny_copy)
-    fp32 = ce.predict(PAIRS)
+    fp32 = ce.predict(pairs)
     ce.inference_backend = TorchBackend(ce.model, ce.device, "bf16", bf16_weights=True)
     assert ce.inference_backend.lossy and ce.inference_backend.variant == "bf16-weights"
     assert "weights cast to bf16 once" in ce.inference_backend.describe()
     module = ce.inference_backend.module
-    scores = ce.predict(PAIRS)
+    scores = ce.predict(pairs)
     assert scores.dtype == np.float32
     np.testing.assert_allclose(scores, fp32, atol=0.05)
     with torch.no_grad():  # an in-place change, as an optimizer step makes
         for p in ce.model.bert.encoder.parameters():
             p.mul_(1.5)
-    after = ce.predict(PAIRS)
+    after = ce.predict(pairs)
     assert ce.inference_backend.module is not module  # cast again from the new weights
     ce.inference_backend = TorchBackend(ce.model, ce.device, "bf16", bf16_weights=True)
-    np.testing.assert_array_equal(after, ce.predict(PAIRS))
+    np.testing.assert_array_equal(after, ce.predict(pairs))
     assert not np.allclose(after, scores, atol=1e-3)
 
 

@@ -4,7 +4,6 @@ this host, else exact; `crossrank export --precision all --check` records every 
 from __future__ import annotations
 
 import logging
-import shutil
 
 import numpy as np
 import pytest
@@ -25,11 +24,6 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(selection, "model_bf16_speedup", lambda ce, refresh=False: 2.0)  # bf16 runs as bf16 here
 
 
-@pytest.fixture
-def tiny_copy(tiny_model_dir, tmp_path):
-    folder = tmp_path / "tiny"
-    shutil.copytree(tiny_model_dir, folder)
-    return folder
 
 
 def record(ce, backend, precision, ratio, passed=True):

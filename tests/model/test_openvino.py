@@ -3,7 +3,6 @@ conversion is kept beside the model and made again when the weights change, clea
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 
 import numpy as np
@@ -14,24 +13,7 @@ from scipy.stats import kendalltau
 from crossrank import CrossEncoder
 from crossrank.model.backends import OpenVINOBackend, openvino_backend, selection
 
-PAIRS = [
-    ("what is a cat", "a cat is a small domesticated carnivorous mammal"),
-    ("how tall is everest", "Mount Everest is 8,849 metres high"),
-    ("what is a cat", "the stock market fell today"),
-    ("how tall is everest", "everest"),
-] * 3
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def tiny_copy(tiny_model_dir, tmp_path):
-    folder = tmp_path / "tiny"
-    shutil.copytree(tiny_model_dir, folder)
-    return folder
+pytestmark = pytest.mark.usefixtures("private_cache")  # host measurements in a per-test cache (conftest)
 
 
 def needs_openvino():
@@ -83,13 +65,13 @@ def test_bf16_keeps_the_ranking_of_real_dl19_pairs(minilm_ce, data_dir, tmp_path
     assert np.abs(fast - exact).max() < 0.1 and kendalltau(exact, fast).statistic > 0.95
 
 
-def test_conversion_is_kept_and_made_again_for_other_weights(tiny_copy, monkeypatch):
+def test_conversion_is_kept_and_made_again_for_other_weights(tiny_copy, monkeypatch, pairs):
     needs_openvino()
     torch_ce = CrossEncoder(tiny_copy)
     first = CrossEncoder(tiny_copy, backend="openvino")
     xml = tiny_copy / "openvino" / "model.xml"
     mtime = xml.stat().st_mtime_ns
-    np.testing.assert_allclose(first.predict(PAIRS), torch_ce.predict(PAIRS), atol=1e-5)
+    np.testing.assert_allclose(first.predict(pairs), torch_ce.predict(pairs), atol=1e-5)
 
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again although a current conversion is there")
@@ -97,20 +79,20 @@ def test_conversion_is_kept_and_made_again_for_other_weights(tiny_copy, monkeypa
     with monkeypatch.context() as m:
         m.setattr(openvino_backend, "convert", no_conversion)
         again = CrossEncoder(tiny_copy, backend="openvino")
-    np.testing.assert_allclose(again.predict(PAIRS), torch_ce.predict(PAIRS), atol=1e-5)
+    np.testing.assert_allclose(again.predict(pairs), torch_ce.predict(pairs), atol=1e-5)
     # in-place training of the weights: the backend converts them again before it scores
     with torch.no_grad():
         for p in first.model.bert.encoder.parameters():
             p.mul_(1.5)
-    trained = first.predict(PAIRS)
+    trained = first.predict(pairs)
     with first.using_backend("torch", "fp32"):
-        np.testing.assert_allclose(trained, first.predict(PAIRS), atol=1e-5)
-    assert not np.allclose(trained, torch_ce.predict(PAIRS), atol=1e-3)
+        np.testing.assert_allclose(trained, first.predict(pairs), atol=1e-5)
+    assert not np.allclose(trained, torch_ce.predict(pairs), atol=1e-3)
     # saved weights that differ from the conversion's: a stale conversion is made again, not used
     first.save(tiny_copy)
     fresh = CrossEncoder(tiny_copy, backend="openvino")
     assert xml.stat().st_mtime_ns != mtime
-    np.testing.assert_allclose(fresh.predict(PAIRS), trained, atol=1e-5)
+    np.testing.assert_allclose(fresh.predict(pairs), trained, atol=1e-5)
 
 
 def test_bf16_without_native_support_runs_fp32_and_says_so(tiny_copy, monkeypatch, caplog):

@@ -224,25 +224,6 @@ class DenseEncoder:
                 out[index] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
                 bar.update(len(index))
         return out
-        order = np.argsort(-np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")
-        disable = None if show_progress is None else not show_progress
-        with torch.inference_mode(), tqdm(total=len(texts), desc=desc, unit="text", disable=disable) as bar:
-            for start in range(0, len(texts), batch_size):
-                index = order[start : start + batch_size]
-                features = self.tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                                          max_length=self.max_length, return_tensors="pt")
-                features = {k: v.to(self.device) for k, v in features.items()}
-                model = self._bf16_copy if self.bf16_weights else self.model
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16" and not self.bf16_weights):
-                    hidden = model(**features).last_hidden_state.float()
-                if self.pooling == "cls":
-                    pooled = hidden[:, 0]
-                else:
-                    mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[index] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
-                bar.update(len(index))
-        return out
 
     def _encode_unique(self, texts: Sequence[str], show_progress: bool | None, desc: str) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of the distinct texts (each embedded once) and, for each input text, its row among them."""
