@@ -128,6 +128,8 @@ class DenseEncoder:
             self._openvino, why = self._resolve_backend(backend)
             self.backend = "torch" if self._openvino is None else "openvino"
             self.precision_reason += why
+            if self._openvino is not None:
+                self._bf16_copy = None  # torch's bf16 copy served the timing only: OpenVINO runs from now on
         self.cache = cache
         if cache is not None:
             cache.bind(self.identity())

@@ -109,6 +109,14 @@ def load_or_convert(model: torch.nn.Module, folder: Path, fingerprint: str, name
     return converted
 
 
+def check_precision(precision: str) -> None:
+    """fp32, or bf16 where OpenVINO runs it natively; a clear error otherwise."""
+    if precision not in HINTS:
+        raise ValueError(f"the OpenVINO backend runs fp32 or bf16, but got {precision!r}")
+    if precision == "bf16" and not openvino_bf16_supported():
+        raise ValueError("OpenVINO runs bf16 natively only on CPUs with AVX512-BF16 or AMX, which this host lacks; use fp32")
+
+
 def compile_cpu(converted, precision: str):
     """(compiled model, infer request) on the CPU plugin at `precision`, one request using every torch thread."""
     ov = require_openvino()
@@ -123,10 +131,7 @@ class OpenVINOEncoder:
     stale), called on int64 arrays; returns the last hidden states as float32."""
 
     def __init__(self, model: torch.nn.Module, names: tuple[str, ...], precision: str = "fp32"):
-        if precision not in HINTS:
-            raise ValueError(f"the OpenVINO backend runs fp32 or bf16, but got {precision!r}")
-        if precision == "bf16" and not openvino_bf16_supported():
-            raise ValueError("OpenVINO runs bf16 natively only on CPUs with AVX512-BF16 or AMX, which this host lacks; use fp32")
+        check_precision(precision)
         self.names = tuple(names)
         self.compiled, self.request = compile_cpu(convert(model, self.names, "last_hidden_state"), precision)
 
@@ -144,10 +149,7 @@ class OpenVINOBackend(Backend):
 
     def __init__(self, model: torch.nn.Module, folder: Path, fingerprint: str, precision: str = "fp32",
                  names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")):
-        if precision not in HINTS:
-            raise ValueError(f"the OpenVINO backend runs fp32 or bf16, but got {precision!r}")
-        if precision == "bf16" and not openvino_bf16_supported():
-            raise ValueError("OpenVINO runs bf16 natively only on CPUs with AVX512-BF16 or AMX, which this host lacks; use fp32")
+        check_precision(precision)
         self.source = model
         self.precision = precision
         self.folder = Path(folder)

@@ -44,7 +44,6 @@ class TorchBackend(Backend):
         self.precision = precision
         self.default_max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.type == "cuda" else "cpu"]
         self.bf16_weights = bf16_weights
-        self.variant = "bf16-weights" if bf16_weights else ""
         self._version = None
         self.module = model
         if precision == "int8" or bf16_weights:
@@ -74,6 +73,10 @@ class TorchBackend(Backend):
         inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in arrays.items()}
         logits = self.module(**inputs).logits.float()
         return logits.cpu().numpy()
+
+    @property
+    def variant(self) -> str:
+        return "bf16-weights" if self.bf16_weights else ""
 
     def describe(self) -> str:
         return f"torch {self.precision}{' (weights cast to bf16 once)' if self.bf16_weights else ''}"
