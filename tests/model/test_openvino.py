@@ -101,3 +101,60 @@ def test_bf16_without_native_support_runs_fp32_and_says_so(tiny_copy, monkeypatc
     with caplog.at_level(logging.WARNING):
         ce = CrossEncoder(tiny_copy, backend="openvino", precision="bf16")
     assert (ce.backend, ce.precision) == ("openvino", "fp32") and "no native bf16" in caplog.text
+
+
+def measured_openvino_f32(ce, openvino_s: float, torch_s: float = 1.0) -> None:
+    """A clean earlier timing of torch fp32 vs OpenVINO f32 for this model shape, in the private cache."""
+    from crossrank.model.backends import precision as P
+    from crossrank.model.backends.base import cache_dir, update_json
+
+    key = P.cache_key(ce.model, ce.device, 16, 128, "inference-openvino-fp32")
+    update_json(cache_dir() / P.CACHE_FILE, key, {"seconds": {"fp32": torch_s, "openvino": openvino_s}})
+
+
+def test_auto_scores_exact_on_openvino_only_where_converted_and_measured_faster(tiny_copy, pairs):
+    needs_openvino()
+    torch_ce = CrossEncoder(tiny_copy)
+    assert torch_ce.backend == "torch" and not (tiny_copy / "openvino").exists()  # nothing is converted implicitly
+    measured_openvino_f32(torch_ce, openvino_s=0.5)
+    assert CrossEncoder(tiny_copy).backend == "torch"  # faster, but no conversion of these weights is there
+    CrossEncoder(tiny_copy, backend="openvino")  # the conversion, as `crossrank export --backend openvino` makes it
+    auto = CrossEncoder(tiny_copy)
+    assert (auto.backend, auto.precision) == ("openvino", "fp32") and not auto.inference_backend.lossy
+    assert "OpenVINO measured 2.00x torch" in auto.inference_backend.reason
+    np.testing.assert_allclose(auto.predict(pairs), torch_ce.predict(pairs), atol=1e-5)
+    measured_openvino_f32(torch_ce, openvino_s=0.95)  # 1.05x: under the 1.10x an alternative must gain
+    slow = CrossEncoder(tiny_copy)
+    assert slow.backend == "torch" and "OpenVINO f32 measured 1.05x torch" in slow.inference_backend.reason
+
+
+def test_a_saved_copy_keeps_a_current_conversion_and_drops_a_stale_one(tiny_copy, tmp_path, monkeypatch, pairs):
+    needs_openvino()
+    ce = CrossEncoder(tiny_copy, backend="openvino")
+    expected = ce.predict(pairs)
+    copy = ce.save(tmp_path / "copy")
+    assert (copy / "openvino" / "model.xml").exists()
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again although the saved copy has a current conversion")
+
+    with monkeypatch.context() as m:
+        m.setattr(openvino_backend, "convert", no_conversion)
+        again = CrossEncoder(copy, backend="openvino")
+    np.testing.assert_allclose(again.predict(pairs), expected, atol=1e-6)
+    with torch.no_grad():  # weights changed in place: the conversion beside the source is theirs no longer
+        for p in ce.model.bert.encoder.parameters():
+            p.mul_(1.5)
+    assert not (ce.save(tmp_path / "changed") / "openvino").exists()
+
+
+def test_cli_export_openvino_converts_and_says_what_the_default_is_now(tiny_copy, capsys):
+    needs_openvino()
+    from crossrank.cli.main import main
+
+    assert main(["export", "--model", str(tiny_copy), "--backend", "openvino"]) == 0
+    out = capsys.readouterr().out
+    assert "model.xml" in out and (tiny_copy / "openvino" / "model.xml").exists()
+    ratio = float(out.split("openvino f32 ")[1].split("x torch fp32")[0])
+    default = out.split("scores with ")[1].split(" by default here")[0]
+    assert ratio > 0 and default in ("openvino", "torch")

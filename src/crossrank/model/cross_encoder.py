@@ -376,7 +376,17 @@ class CrossEncoder:
             self.tokenizer.model_max_length = self.max_length
             self.tokenizer.save_pretrained(tmp)
             write_st_metadata(tmp, self.activation, self.max_length)
+        self._carry_conversion(target)
         return target
+
+    def _carry_conversion(self, target: Path) -> None:
+        """The OpenVINO conversion of these weights goes with a saved copy (backend="auto" uses it there)."""
+        from crossrank.model.backends.openvino_backend import copy_conversion, openvino_dir
+        from crossrank.model.backends.selection import input_names
+
+        source = openvino_dir(self.path)
+        if (source / "model.xml").exists():
+            copy_conversion(source, target / "openvino", self.weights_fingerprint(), input_names(self))
 
     save_pretrained = save
 

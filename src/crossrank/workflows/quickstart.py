@@ -234,9 +234,10 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
     result, data, tc = train_step(cfg, dense)
     timings["training_s"] = time.perf_counter() - start
     model = CrossEncoder(result.model_dir, max_length=cfg.rerank_max_length)
-    model.save(out / "model")
     dense = dense if cfg.fusion else None
+    (out / "model").mkdir(exist_ok=True)  # the fusion weights go there first
     choice, scoring = fusion_step(cfg, model, dense, tc)
+    model.save(out / "model")  # after the tune split: an OpenVINO conversion made there goes with it
     results = Results(out, scoring={"cross_encoder": scoring.record()} | (
         {} if dense is None else {"bi_encoder": {"precision": dense.precision, "bf16_weights": dense.bf16_weights, "backend": dense.backend,
                                         "reason": dense.precision_reason}}))

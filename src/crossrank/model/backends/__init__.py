@@ -15,12 +15,15 @@ The rules when `backend` / `precision` are left out (None or "auto"):
 
 1. precision: the fastest exact path. CPU: fp32. CUDA: bf16 autocast where the GPU has it, else
    fp16 (scores computed in fp32). A model loaded with `dtype="bf16"|"fp16"` runs in that dtype.
-2. backend: CUDA, bf16 and fp16 run on torch. On CPU, fp32 runs on ONNX Runtime when all of these
-   hold, else on torch: onnxruntime is installed (`pip install crossrank[onnx]`); an export made
-   from exactly these weights is beside the model (`crossrank export --model DIR`; nothing is
-   exported implicitly); and ONNX measured >= 1.10x torch's pairs/s on this host (16 x 128-token
-   batch, measured once per host and cached in MODEL/onnx/timings.json; `crossrank export`
-   measures it). int8 runs on ONNX when a current int8 export is there, else on torch.
+2. backend: CUDA, bf16 and fp16 run on torch. On CPU, fp32 runs on the fastest exact backend this
+   host measured: torch; ONNX Runtime fp32 where onnxruntime is installed (`crossrank[onnx]`), an
+   export made from exactly these weights is beside the model (`crossrank export --model DIR`) and
+   it measured >= 1.10x torch's pairs/s (16 x 128 tokens, cached in MODEL/onnx/timings.json);
+   OpenVINO f32 where openvino is installed (`crossrank[openvino]`), a conversion of exactly these
+   weights is beside the model (`crossrank export --model DIR --backend openvino`, any earlier
+   OpenVINO run, or `save` of a converted model) and it measured >= 1.10x torch (`path_timing`,
+   cached in $CROSSRANK_CACHE/precision.json). Nothing is exported or converted implicitly. int8
+   runs on ONNX when a current int8 export is there, else on torch.
 3. bf16 on CPU is never chosen from a CPU flag: the model's own forward pass is timed in fp32 and
    bf16 once per host kind and model shape (`precision.choose_precision`, cached in
    $CROSSRANK_CACHE/precision.json, default ~/.cache/crossrank); where bf16 autocast is not >= 1.25x
@@ -35,8 +38,8 @@ The rules when `backend` / `precision` are left out (None or "auto"):
    passed `crossrank export --model DIR --precision all --check` for these weights on this host kind
    and can run here, the one whose check measured the highest pairs/s against fp32; the exact
    default where none did (one log line says why). Lossy paths are never taken on trust.
-6. OpenVINO runs only when asked for (`backend="openvino"`); bf16 on a CPU without native bf16
-   logs a warning and runs fp32.
+6. OpenVINO bf16 runs only when asked for (`backend="openvino", precision="bf16"`) or chosen by
+   precision="fastest"; on a CPU without native bf16 it logs a warning and runs fp32.
 7. Impossible combinations raise ValueError: onnx or openvino on CUDA, onnx with bf16/fp16, fp16 on CPU,
    int8 on CUDA, a precision other than the weights' dtype when loaded with `dtype=`.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -92,11 +93,28 @@ def convert(model: torch.nn.Module, names: tuple[str, ...], output: str = "logit
     return converted
 
 
+def has_conversion(folder: Path, fingerprint: str, names: tuple[str, ...]) -> bool:
+    """Whether `folder` holds a conversion of exactly these weights with these inputs."""
+    entry = read_json(Path(folder) / RECORD).get("conversion") or {}
+    return entry.get("fingerprint") == fingerprint and entry.get("inputs") == list(names) and (Path(folder) / XML).exists()
+
+
+def copy_conversion(source: Path, target: Path, fingerprint: str, names: tuple[str, ...]) -> bool:
+    """Copy `source`'s conversion of these weights to `target` (a saved copy of the model keeps it, so
+    that backend="auto" finds it there); False where `source` holds none."""
+    source, target = Path(source), Path(target)
+    if source.resolve() == target.resolve() or not has_conversion(source, fingerprint, names):
+        return False
+    with atomic_dir(target, merge=True, label="openvino") as tmp:
+        for name in (XML, XML.replace(".xml", ".bin"), RECORD):
+            shutil.copy2(source / name, tmp / name)
+    return True
+
+
 def load_or_convert(model: torch.nn.Module, folder: Path, fingerprint: str, names: tuple[str, ...]):
     """The conversion of these weights from `folder`, or made now (and saved there when it can be written)."""
     ov = require_openvino()
-    entry = read_json(folder / RECORD).get("conversion") or {}
-    if entry.get("fingerprint") == fingerprint and entry.get("inputs") == list(names) and (folder / XML).exists():
+    if has_conversion(folder, fingerprint, names):
         return ov.Core().read_model(str(folder / XML))
     start = time.perf_counter()
     converted = convert(model, names)

@@ -36,6 +36,7 @@ from crossrank.model.backends.onnx_backend import (
 )
 from crossrank.model.backends.openvino_backend import (
     OpenVINOBackend,
+    has_conversion,
     openvino_available,
     openvino_bf16_supported,
     openvino_dir,
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 BF16_MIN_SPEEDUP = 1.25
 #: backend="auto" picks ONNX fp32 only where it measured at least this much faster than torch fp32
 ONNX_MIN_SPEEDUP = 1.10
+#: backend="auto" picks OpenVINO f32 (where its conversion is there) only where it measured at least this much faster than torch fp32
+OPENVINO_MIN_SPEEDUP = 1.10
 TIMINGS = "timings.json"
 
 _local = threading.local()
@@ -240,25 +243,49 @@ def _openvino(ce, p: str) -> Backend:
 
 
 def _auto_cpu(ce, p: str, reason: str) -> Backend:
-    """backend='auto' on CPU for fp32 / int8: ONNX where its export is already there (and, for
-    fp32, measured faster on this host); torch otherwise. Nothing is exported implicitly."""
+    """backend='auto' on CPU for fp32 / int8. fp32: of torch, ONNX (where its export of these weights is
+    there) and OpenVINO (where its conversion of these weights is there), the one measured fastest on
+    this host, each alternative only where it measured >= its minimum over torch; int8: ONNX where
+    its export is there. Nothing is exported or converted implicitly."""
+    if p == "int8":
+        onnx, why = _current_onnx(ce, p)
+        if onnx is None:
+            return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch ({why})", ce)
+        return _done(onnx, f"{reason}; ONNX int8 export present", ce)
+    options, notes = [], []  # (ratio over torch, name, make)
+    onnx, why = _current_onnx(ce, p)
+    if onnx is not None:
+        timings = onnx_timings(ce, onnx)
+        ratio = timings["onnx_fp32"] / max(timings["torch_fp32"], 1e-9)
+        notes.append(f"ONNX measured {ratio:.2f}x torch on this host")
+        if ratio >= ONNX_MIN_SPEEDUP:
+            options.append((ratio, "ONNX", lambda: onnx))
+    else:
+        notes.append(why)
+    if openvino_available() and has_conversion(openvino_dir(ce.path), ce.weights_fingerprint(), input_names(ce)):
+        ratio = openvino_speedup(ce, "fp32")
+        notes.append(f"OpenVINO f32 measured {ratio:.2f}x torch on this host")
+        if ratio >= OPENVINO_MIN_SPEEDUP:
+            options.append((ratio, "OpenVINO", lambda: OpenVINOBackend(ce.model, openvino_dir(ce.path), ce.weights_fingerprint(),
+                                                                         "fp32", input_names(ce))))
+    if not options:
+        return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch ({'; '.join(notes)})", ce)
+    ratio, name, make = max(options, key=lambda o: o[0])
+    return _done(make(), f"{reason}; {name} measured {ratio:.2f}x torch on this host", ce)
+
+
+def _current_onnx(ce, p: str) -> tuple[OnnxBackend | None, str]:
+    """The ONNX backend of a current export at `p`, or None and why not."""
     if not onnx_available():
-        return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (onnxruntime not installed)", ce)
+        return None, "onnxruntime not installed"
     folder = onnx_dir(ce.path)
     if not (folder / FILES[p]).exists() or not (folder / EXPORT_RECORD).exists():
-        return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (no ONNX export; `crossrank export` makes one)", ce)
+        return None, "no ONNX export; `crossrank export` makes one"
     path = current_export(folder, p, ce.weights_fingerprint())
     if path is None:
         logger.info("%s: the ONNX export was made from other weights; scoring with torch (run `crossrank export` again)", folder)
-        return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (the ONNX export is stale)", ce)
-    onnx = OnnxBackend(path, p, source=ce.model)
-    if p == "int8":
-        return _done(onnx, f"{reason}; ONNX int8 export present", ce)
-    timings = onnx_timings(ce, onnx)
-    ratio = timings["onnx_fp32"] / max(timings["torch_fp32"], 1e-9)
-    if ratio >= ONNX_MIN_SPEEDUP:
-        return _done(onnx, f"{reason}; ONNX measured {ratio:.2f}x torch on this host", ce)
-    return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch (ONNX measured {ratio:.2f}x torch on this host)", ce)
+        return None, "the ONNX export is stale"
+    return OnnxBackend(path, p, source=ce.model), ""
 
 
 def _done(b: Backend, reason: str, ce) -> Backend:
