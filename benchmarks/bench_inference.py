@@ -208,7 +208,7 @@ def build_paths(names, folder: Path, note_log) -> list[Path_]:
                     if backend == "onnx":
                         ensure_export(ce, precision)
                     ce.set_backend(backend, precision)
-                    if precision == "bf16" and ce.precision == "bf16":  # the variant this path names, not the measured choice
+                    if backend == "torch" and precision == "bf16" and ce.precision == "bf16":  # the variant this path names, not the measured choice
                         ce.inference_backend = TorchBackend(ce.model, ce.device, "bf16", bf16_weights=weights)
                 if ce.precision != precision:
                     note_log.append(f"{name}: not run ({ce.inference_backend.reason})")
@@ -252,6 +252,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, help="a trained cross-encoder folder (default: MiniLM with a new seeded head, "
                         "whose near-random scores make the agreement columns uninformative)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "RESULTS.md", help="markdown report ('-' for none)")
+    parser.add_argument("--profile", action="store_true", help="add the op profile of the OpenVINO paths (benchmarks/op_profile.py)")
     parser.add_argument("--budgets", default="", help="also time crossrank torch/onnx fp32 at these max_tokens_per_batch "
                         "values, e.g. 1024,2048,4096,8192 (how DEFAULT_MAX_TOKENS was chosen)")
     args = parser.parse_args(argv)
@@ -332,6 +333,12 @@ def main(argv=None) -> int:
               "nDCG@10", f"top-10 overlap vs {ref.name}", f"max abs score diff vs {ref.name}"]
     table = [_md_row(header), _md_row(["---"] * len(header))] + [_md_row(r) for r in rows]
     print("\n".join(table))
+    if args.profile:
+        from op_profile import profile_lines
+
+        profile = profile_lines(folder, pairs, args.max_length)
+        notes += profile
+        print("\n".join(profile))
     if args.output != Path("-"):
         write_report(args.output, host, pairs, cands, lengths, gflop_pair, torch_gemm, ort_gemm, ceiling_pairs, table, notes, args)
         print(f"wrote {args.output}")
@@ -375,7 +382,9 @@ def write_report(path: Path, host, pairs, cands, lengths, gflop_pair, torch_gemm
     text = [
         f"## Inference on {host_kind()}: sentence-transformers vs crossrank paths",
         "",
-        f"`python benchmarks/bench_inference.py --pairs {args.pairs} --rounds {args.rounds}` on {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"`python benchmarks/bench_inference.py --pairs {args.pairs} --rounds {args.rounds} --max-length {args.max_length}"
+        f"{' --model MODEL' if args.model else ''}{' --profile' if args.profile else ''}` on {time.strftime('%Y-%m-%d %H:%M')}"
+        f"{' (MODEL: a trained cross-encoder)' if args.model else ''}.",
         "",
         *host,
         "",

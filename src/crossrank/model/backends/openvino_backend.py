@@ -163,7 +163,7 @@ class OpenVINOBackend(Backend):
     torch module's weights change (training), as the torch int8 copy is."""
 
     name = "openvino"
-    default_max_tokens = DEFAULT_MAX_TOKENS["cpu"]
+    default_max_tokens = DEFAULT_MAX_TOKENS["openvino"]
 
     def __init__(self, model: torch.nn.Module, folder: Path, fingerprint: str, precision: str = "fp32",
                  names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")):
