@@ -24,11 +24,13 @@ from crossrank.model.tokenization import EncodedPairs, PairTokenizer, pad_batch
 # faster (cache-resident activations): on DL19 BM25 top-100 pairs with all-MiniLM-L6-v2 (mean ~93
 # tokens), 2-core Zen 5 host, torch fp32 ran 67 / 64 / 57 / 49 pairs/s and ONNX fp32 71 / 64 / 59 / 49
 # at 1024 / 2048 / 4096 / 8192 tokens (benchmarks/RESULTS.md, "token budget"; a shared, noisy host,
-# and an earlier sweep by rows put torch's best at 32-64 rows, so torch keeps 2048). OpenVINO, 512
-# DL19 pairs with the quickstart's model (max_length 128), 2-core AMD EPYC with AVX512-BF16, best of
-# 3 alternating rounds, twice: f32 91-92 / 92-93 / 84-85 / 78 pairs/s and bf16 146-164 / 164-174 /
-# 155-161 / 161 at 512 / 1024 / 2048 / 4096 tokens. On CUDA, bigger batches keep the GPU busy.
-DEFAULT_MAX_TOKENS = {"cpu": 2048, "onnx": 1024, "openvino": 1024, "cuda": 32768}
+# and an earlier sweep by rows put torch's best at 32-64 rows, so torch keeps 2048). OpenVINO keeps
+# 2048 too: on a 2-core AMD EPYC with AVX512-BF16, 512 DL19 pairs (max_length 128, pre-tokenised)
+# ran f32 92-93 / 84-85 and bf16 164-174 / 155-161 pairs/s at 1024 / 2048 tokens, but SciFact
+# windows of 96 tokens ran bf16 152 / 167 windows/s, and a whole quickstart at 1024 scored DL19 at
+# 145.7 pairs/s and SciFact at 48.1 against 146.9 and 51.0 at 2048. On CUDA, bigger batches keep the
+# GPU busy.
+DEFAULT_MAX_TOKENS = {"cpu": 2048, "onnx": 1024, "openvino": 2048, "cuda": 32768}
 FIRST_CHUNK = 256  # pairs tokenised before the first batch runs
 CHUNK = 2048  # pairs per later chunk (sorted by length within it)
 

@@ -262,12 +262,12 @@ def _auto_cpu(ce, p: str, reason: str) -> Backend:
             options.append((ratio, "ONNX", lambda: onnx))
     else:
         notes.append(why)
-    if openvino_available() and has_conversion(openvino_dir(ce.path), ce.weights_fingerprint(), input_names(ce)):
+    folder = openvino_dir(ce.path)
+    if (folder / "model.xml").exists() and openvino_available() and has_conversion(folder, ce.weights_fingerprint(), input_names(ce)):
         ratio = openvino_speedup(ce, "fp32")
         notes.append(f"OpenVINO f32 measured {ratio:.2f}x torch on this host")
         if ratio >= OPENVINO_MIN_SPEEDUP:
-            options.append((ratio, "OpenVINO", lambda: OpenVINOBackend(ce.model, openvino_dir(ce.path), ce.weights_fingerprint(),
-                                                                         "fp32", input_names(ce))))
+            options.append((ratio, "OpenVINO", lambda: OpenVINOBackend(ce.model, folder, ce.weights_fingerprint(), "fp32", input_names(ce))))
     if not options:
         return _done(TorchBackend(ce.model, ce.device, p), f"{reason}; torch ({'; '.join(notes)})", ce)
     ratio, name, make = max(options, key=lambda o: o[0])
