@@ -112,7 +112,7 @@ class DenseEncoder:
         self.model = AutoModel.from_pretrained(self.path, use_safetensors=safe).to(self.device).eval()
         self.precision, self.precision_reason = self._resolve_precision(precision)
         self.bf16_weights, self._bf16_copy = False, None
-        if self.precision == "bf16" and self.device.type == "cpu":
+        if self.precision == "bf16" and self.device.type == "cpu" and backend != "openvino":  # a torch way: not timed for OpenVINO
             from crossrank.model.backends.bf16_weights import cast_bf16, choose_bf16_variant
 
             if bf16_weights is None:
@@ -128,8 +128,8 @@ class DenseEncoder:
             self._openvino, why = self._resolve_backend(backend)
             self.backend = "torch" if self._openvino is None else "openvino"
             self.precision_reason += why
-            if self._openvino is not None:
-                self._bf16_copy = None  # torch's bf16 copy served the timing only: OpenVINO runs from now on
+            if self._openvino is not None:  # torch's bf16 copy served the timing only: OpenVINO runs from now on
+                self.bf16_weights, self._bf16_copy = False, None
         self.cache = cache
         if cache is not None:
             cache.bind(self.identity())
