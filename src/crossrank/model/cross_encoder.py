@@ -381,11 +381,11 @@ class CrossEncoder:
 
     def _carry_conversion(self, target: Path) -> None:
         """The OpenVINO conversion of these weights goes with a saved copy (backend="auto" uses it there)."""
-        from crossrank.model.backends.openvino_backend import copy_conversion, openvino_dir
+        from crossrank.model.backends.openvino_backend import XML, copy_conversion, openvino_dir
         from crossrank.model.backends.selection import input_names
 
         source = openvino_dir(self.path)
-        if (source / "model.xml").exists():
+        if (source / XML).exists():  # before hashing the weights: most models have no conversion
             copy_conversion(source, target / "openvino", self.weights_fingerprint(), input_names(self))
 
     save_pretrained = save

@@ -35,6 +35,7 @@ from crossrank.model.backends.onnx_backend import (
     require_onnxruntime,
 )
 from crossrank.model.backends.openvino_backend import (
+    XML,
     OpenVINOBackend,
     has_conversion,
     openvino_available,
@@ -263,7 +264,7 @@ def _auto_cpu(ce, p: str, reason: str) -> Backend:
     else:
         notes.append(why)
     folder = openvino_dir(ce.path)
-    if (folder / "model.xml").exists() and openvino_available() and has_conversion(folder, ce.weights_fingerprint(), input_names(ce)):
+    if (folder / XML).exists() and openvino_available() and has_conversion(folder, ce.weights_fingerprint(), input_names(ce)):
         ratio = openvino_speedup(ce, "fp32")
         notes.append(f"OpenVINO f32 measured {ratio:.2f}x torch on this host")
         if ratio >= OPENVINO_MIN_SPEEDUP:
