@@ -15,7 +15,7 @@ from crossrank.cli.types import integer, number
 FLAGS = {
     "model": "model", "output_dir": "output_dir", "loss": "loss", "batch_size": "batch_size",
     "learning_rate": "learning_rate", "head_learning_rate": "head_learning_rate", "warmup_ratio": "warmup_ratio", "epochs": "epochs",
-    "max_steps": "max_steps", "max_length": "max_length", "seed": "seed", "precision": "precision",
+    "max_steps": "max_steps", "max_length": "max_length", "seed": "seed", "precision": "precision", "attention": "attention",
     "save_steps": "save_steps", "gradient_accumulation": "gradient_accumulation",
     "format": "data.format", "queries": "data.queries", "corpus": "data.corpus", "qrels": "data.qrels",
     "run": "data.run", "triples": "data.triples", "split": "data.split", "num_negatives": "data.num_negatives",
@@ -42,6 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=integer(0))
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="default auto: each precision the device supports is timed on the model and the fastest used")
+    p.add_argument("--attention", choices=["auto", "sdpa", "eager"],
+                   help="the training step's attention kernel; default auto: both timed on the model, the faster used")
     p.add_argument("--check-data", action="store_true", help="print the data check (figures, problems, first-stage baseline) and stop")
     p.add_argument("--stop-on-collapse", action="store_true", default=None,
                    help="end the run when scores collapse or training diverges, keeping the best checkpoint")

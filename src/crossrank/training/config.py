@@ -141,6 +141,7 @@ class TrainConfig:
     max_length: int = 256
     seed: int = 12
     precision: str = "auto"  # auto (measured on this host), fp32, bf16, fp16
+    attention: str = "auto"  # the training step's attention kernel: auto (sdpa and eager timed here, the faster kept), sdpa, eager
     stop_on_collapse: bool = False  # end the run on collapse or divergence, keeping the best checkpoint
     freeze_layers: int = 0  # > 0: the embeddings and this many lowest transformer layers stay fixed (a cheaper step)
     length_groups: bool = True  # score each batch in length-sorted sub-batches: same loss, less padding (one process only; off under DDP)
@@ -193,6 +194,8 @@ class TrainConfig:
         check_ranges("train config: data", self.data, DATA_RANGES)
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"train config: `precision` must be auto, fp32, bf16 or fp16, but got {self.precision!r}")
+        if self.attention not in ("auto", "sdpa", "eager"):
+            raise ValueError(f"train config: `attention` must be auto, sdpa or eager, but got {self.attention!r}")
         if self.data.format not in ("pairs", "tuples", "lists", "groups"):
             raise ValueError(f"train config: `data.format` must be pairs, tuples, lists or groups, but got {self.data.format!r}")
         if self.data.teacher_kind not in TEACHER_KINDS:

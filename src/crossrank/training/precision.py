@@ -24,6 +24,16 @@ from crossrank.model.backends.precision import (
 )
 
 
+def resolve_train_precision(setting: str, model: torch.nn.Module, *, rows: int, width: int) -> tuple[str, str]:
+    """The precision a training run uses and why: `setting` (auto, fp32, bf16, fp16), measured where auto."""
+    if setting != "auto":
+        return setting, "set in the config"
+    choice = choose_train_precision(model, rows=rows, width=width)
+    if choice.precision == "fp16" and next(model.parameters()).device.type != "cuda":
+        return "fp32", choice.reason
+    return choice.precision, f"measured on {rows} x {width}-token training steps: {choice.reason}"
+
+
 def choose_train_precision(model: torch.nn.Module, *, rows: int, width: int, allowed: Iterable[str] | None = None,
                            refresh: bool = False, rounds: int = 3, load_probe: LoadProbe | None = None,
                            attempts: int = MAX_ATTEMPTS) -> PrecisionChoice:

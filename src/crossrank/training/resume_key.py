@@ -17,7 +17,7 @@ from crossrank.training.examples import TrainingExample
 
 RESUME_FILE = "resume_key.json"
 #: settings a resume may change: where and how often it logs, saves and evaluates, and how long it goes on
-FREE_TO_CHANGE = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "eval", "stop_on_collapse", "max_steps", "epochs")
+FREE_TO_CHANGE = ("output_dir", "attention", "logging_steps", "save_steps", "save_total_limit", "eval", "stop_on_collapse", "max_steps", "epochs")
 
 
 def examples_digest(examples: Sequence[TrainingExample]) -> str:

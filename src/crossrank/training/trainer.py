@@ -20,6 +20,12 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from crossrank.model import CrossEncoder
 from crossrank.model.loading import quiet_transformers
+from crossrank.training.attention import (
+    attention_kernel,
+    attention_used,
+    resolve_train_attention,
+    set_attention_kernel,
+)
 from crossrank.training.config import TrainConfig
 from crossrank.training.data_check import DataCheck, check_data
 from crossrank.training.examples import TrainingExample, collate
@@ -32,6 +38,7 @@ from crossrank.training.monitor import (
     spread_probe,
     within_list_spread,
 )
+from crossrank.training.precision import resolve_train_precision
 from crossrank.training.resume_key import check_resume, resume_key, write_resume_key
 
 logger = logging.getLogger(__name__)
@@ -40,8 +47,8 @@ logger = logging.getLogger(__name__)
 class RerankerTrainer(Trainer):
     """transformers' Trainer whose loss is a crossrank ranking loss over lists of passages."""
 
-    def __init__(self, cross_encoder: CrossEncoder, loss, evaluator=None, monitor: TrainingMonitor | None = None,
-                 head_learning_rate: float | None = None, length_groups: bool = True, **kwargs):
+    def __init__(self, cross_encoder: CrossEncoder, loss, evaluator=None, monitor: TrainingMonitor | None = None, *,
+                 head_learning_rate: float | None = None, length_groups: bool = True, eval_attention: str = "", **kwargs):
         if evaluator is not None:
             # the evaluator carries its own queries and candidates; the Trainer only needs to know one exists
             kwargs["eval_dataset"] = list(getattr(evaluator, "candidates", None) or [0])
@@ -54,6 +61,7 @@ class RerankerTrainer(Trainer):
         self.monitor = monitor
         self.head_learning_rate = head_learning_rate
         self.length_groups = length_groups  # each batch scored in length-sorted sub-batches (same loss, less padding)
+        self.eval_attention = eval_attention  # the kernel evaluation runs ("": the training one); training's may differ
 
     def create_optimizer(self, model=None):
         """The engine's optimizer; with `head_learning_rate`, the scoring head (pooler and classifier)
@@ -103,7 +111,8 @@ class RerankerTrainer(Trainer):
         if self.evaluator is None:
             return {}
         start = time.perf_counter()
-        values = self.evaluator(self.cross_encoder)
+        with attention_used(self.cross_encoder.model, self.eval_attention):
+            values = self.evaluator(self.cross_encoder)
         metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in values.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 2)
         self.log(metrics)
@@ -128,6 +137,8 @@ class TrainResult:
     precision: str = "fp32"
     data_check: DataCheck | None = None
     symptoms: list[Symptom] = field(default_factory=list)
+    attention: str = ""  # the training step's attention kernel, and why (crossrank.training.attention)
+    attention_reason: str = ""
 
 
 def _training_arguments(config: TrainConfig, has_eval: bool, precision: str | None = None) -> TrainingArguments:
@@ -178,7 +189,11 @@ def prepare(config: TrainConfig, examples: list[TrainingExample] | None = None, 
 
     from crossrank.losses import get_loss
     from crossrank.model.tokenization import PairTokenizer
-    from crossrank.training.datasets import SourceReport, build_evaluator, build_examples
+    from crossrank.training.datasets import (
+        SourceReport,
+        build_evaluator,
+        build_examples,
+    )
 
     loss = get_loss(config.loss, **config.loss_options)
     sources = None
@@ -232,9 +247,13 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
     if config.freeze_layers:
         frozen = freeze_lower_layers(model.model, config.freeze_layers)
         logger.info("froze the embeddings and %d lowest layers (%d parameters)", config.freeze_layers, frozen)
-    precision, why = _resolve_precision(config, model, examples, check)
+    loaded_attention = attention_kernel(model.model)
+    rows = min(16, max(1, int(config.batch_size * _mean_list_size(examples))))  # a training step's sub-batch
+    width = max(16, min(config.max_length, int(8 * round(check.median_pair_tokens / 8)) or config.max_length))
+    precision, why = resolve_train_precision(config.precision, model.model, rows=rows, width=width)
+    attention, attention_why = resolve_train_attention(config.attention, model.model, precision=precision, rows=rows, width=width)
     if verbose and main_process:
-        print(f"precision: {precision} ({why})", flush=True)
+        print(f"precision: {precision} ({why})\nattention: {attention} ({attention_why})", flush=True)
     logger.info("training %s on %d examples with loss %s in %s", config.model, len(examples), config.loss, precision)
 
     # stopping on a collapse restores the last checkpoint seen healthy, so then every log is probed
@@ -252,6 +271,7 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
         monitor=monitor,
         head_learning_rate=config.head_learning_rate,
         length_groups=config.length_groups,
+        eval_attention=loaded_attention,
         args=args,
         train_dataset=[e.as_dict() for e in examples],
         callbacks=[_WarmupStart(monitor, config.warmup_ratio)] + list(callbacks or []),
@@ -259,6 +279,8 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
     start = time.perf_counter()
     state = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
+    if loaded_attention:
+        set_attention_kernel(model.model, loaded_attention)
     if config.stop_on_collapse and monitor.symptoms and trainer.state.best_model_checkpoint is None:
         _restore_before(model, out, min(s.healthy for s in monitor.symptoms) + 1)
     model_dir = out / "model"
@@ -269,10 +291,11 @@ def train(config: TrainConfig, resume: bool = False, examples: list[TrainingExam
     )
     history = trainer.state.log_history
     result = TrainResult(model_dir, state.global_step, seconds, pairs / max(seconds, 1e-9), trainer.state.best_metric, history,
-                         precision, check, list(monitor.symptoms))
+                         precision, check, list(monitor.symptoms), attention, attention_why)
     if trainer.is_world_process_zero():
         _write_json(out / "log_history.json", history)
-        _write_json(out / "diagnostics.json", {"precision": precision, "precision_reason": why, **monitor.as_dict()})
+        _write_json(out / "diagnostics.json", {"precision": precision, "precision_reason": why, "attention": attention,
+                                               "attention_reason": attention_why, **monitor.as_dict()})
         _write_text(out / "training_report.md", training_report(config, result, why))
     return result
 
@@ -281,6 +304,8 @@ def training_report(config: TrainConfig, result: TrainResult, precision_reason: 
     lines = [f"# Training report: {config.model}, {config.loss} loss", "", "## Data check", "", result.data_check.markdown(), "",
              "## Run", "", f"- steps: {result.global_step}; {result.train_seconds:.0f} s; {result.pairs_per_second:.1f} pairs/s",
              f"- precision: {result.precision} ({precision_reason})"]
+    if result.attention:
+        lines.append(f"- attention: {result.attention} ({result.attention_reason})")
     if result.best_metric is not None and config.eval:
         lines.append(f"- best {config.eval.metric_for_best}: {result.best_metric:.4f}")
     lines += ["", "## Health", ""]
@@ -289,19 +314,6 @@ def training_report(config: TrainConfig, result: TrainResult, precision_reason: 
     else:
         lines.append("- no symptom of collapse, chance-level loss or divergence")
     return "\n".join(lines) + "\n"
-
-
-def _resolve_precision(config: TrainConfig, model: CrossEncoder, examples, check: DataCheck) -> tuple[str, str]:
-    if config.precision != "auto":
-        return config.precision, "set in the config"
-    from crossrank.training.precision import choose_train_precision
-
-    rows = min(16, max(1, int(config.batch_size * _mean_list_size(examples))))
-    width = max(16, min(config.max_length, int(8 * round(check.median_pair_tokens / 8)) or config.max_length))
-    choice = choose_train_precision(model.model, rows=rows, width=width)
-    if choice.precision == "fp16" and model.device.type != "cuda":
-        return "fp32", choice.reason
-    return choice.precision, f"measured on {rows} x {width}-token training steps: {choice.reason}"
 
 
 class _WarmupStart(TrainerCallback):
